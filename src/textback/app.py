@@ -1,0 +1,74 @@
+"""create_app: the application factory. Nothing in textback builds an app at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .bot import Bot
+from .config import MAX_BODY_BYTES
+from .config import Settings
+from .db import ensure_schema
+from .db import make_engine
+from .rules import default_rules
+from .rules import load_rules
+from .security import SignatureChecker
+from .service import Textback
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Mapping[str, object] | None = None, *, bot: Bot | None = None) -> Flask:
+    """Build a textback server.
+
+    ``config`` takes the same names as the environment (``TWILIO_AUTH_TOKEN``, ``DATABASE_URL``,
+    ``TEXTBACK_RULES``…) and wins over it. ``bot`` adds Python handlers; they are tried before
+    the rules file. Raises TextbackError (ConfigError, RulesError, SchemaError) with a message
+    fit for the person starting the server.
+    """
+    settings = Settings.load(config)
+    settings.require_token()
+    rules = load_rules(settings.rules_path) if settings.rules_path else default_rules()
+    engine = make_engine(settings.database_url)
+    ensure_schema(engine)
+
+    app = Flask("textback", instance_path=str(settings.instance_path))
+    app.config.update(
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=not settings.development,
+    )
+    if settings.trusted_proxies:
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
+        )
+    checker = SignatureChecker(settings.auth_tokens) if settings.signature_validation else None
+    app.extensions["textback"] = Textback(settings, bot or Bot(), rules, Store(engine), checker)
+
+    from .web import webhook
+
+    app.register_blueprint(webhook.bp)
+    _announce(settings)
+    return app
+
+
+def _announce(settings: Settings) -> None:
+    if settings.dev_token:
+        log.warning(
+            "DEVELOPMENT TOKEN: no TWILIO_AUTH_TOKEN is set, so webhooks are checked against a "
+            "random local token kept in %s. Only textback's own tools can sign with it; set "
+            "TWILIO_AUTH_TOKEN before pointing a real Twilio number here.",
+            settings.instance_path / "dev-token",
+        )
+    if not settings.signature_validation:
+        log.warning(
+            "TEXTBACK_SIGNATURE_VALIDATION=off: webhook signatures are NOT checked; anyone who "
+            "can reach this server can post fake messages."
+        )

@@ -1,0 +1,241 @@
+"""The ``textback`` command: run, serve, check, simulate, db, messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from typing import TypeVar
+
+import click
+from flask import Flask
+
+from .errors import TextbackError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def fail(exc: TextbackError) -> None:
+    """Our users' mistakes end the command with one clear line, never a traceback."""
+    click.echo(f"textback: error: {exc}", err=True)
+    sys.exit(1)
+
+
+def build_app(**config: object) -> Flask:
+    from .app import create_app
+
+    try:
+        return create_app(config)
+    except TextbackError as exc:
+        fail(exc)
+        raise  # unreachable: fail() exits
+
+
+def as_utc(stamp: datetime) -> datetime:
+    """Stored times are UTC; SQLite gives them back without a zone."""
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="textback")
+def main() -> None:
+    """textback: answer SMS text messages from a rules file or Python, securely."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+def run(host: str, port: int) -> None:
+    """Run the development server (creates a development token if none is set)."""
+    setup_logging()
+    os.environ.setdefault("TEXTBACK_MODE", "development")
+    app = build_app()
+    click.echo(f" * textback on http://{host}:{port}/ (webhook: POST /twilio)", err=True)
+    app.run(host=host, port=port, debug=False, use_reloader=False)
+
+
+@main.command()
+@click.option("--bind", default="127.0.0.1:8000", show_default=True, help="Address to listen on.")
+@click.option("--workers", default=None, type=int, help="Worker processes [2 x CPUs + 1, max 8].")
+def serve(bind: str, workers: int | None) -> None:
+    """Run the production server (gunicorn). Refuses to start without TWILIO_AUTH_TOKEN."""
+    from .server import serve as run_gunicorn
+
+    setup_logging()
+    os.environ.setdefault("TEXTBACK_MODE", "production")
+    app = build_app()  # validate configuration, rules and schema once, before forking
+    app.extensions["textback"].store.engine.dispose()
+    count = workers or min(2 * (os.cpu_count() or 1) + 1, 8)
+    run_gunicorn(bind=bind, workers=count)
+
+
+@main.command()
+def check() -> None:
+    """Validate the configuration, the rules file and the database schema."""
+    from .config import MISSING_TOKEN
+    from .config import Settings
+    from .db import current_revision
+    from .db import head_revision
+    from .db import make_engine
+    from .rules import default_rules
+    from .rules import load_rules
+
+    try:
+        settings = Settings.load()
+        rules = load_rules(settings.rules_path) if settings.rules_path else default_rules()
+        engine = make_engine(settings.database_url)
+    except TextbackError as exc:
+        fail(exc)
+        return
+    click.echo(f"mode: {settings.mode}")
+    click.echo(
+        f"rules: {rules.path}: {len(rules.routes)} rule(s)"
+        + (", a default reply" if rules.default else "")
+    )
+    if not settings.signature_validation:
+        click.echo("warning: TEXTBACK_SIGNATURE_VALIDATION=off: signatures are not checked")
+    elif not settings.auth_tokens:
+        if os.environ.get("TEXTBACK_MODE", "").lower() == "production":
+            click.echo(f"textback: error: {MISSING_TOKEN}", err=True)
+            sys.exit(1)
+        click.echo(
+            "warning: TWILIO_AUTH_TOKEN is not set: `textback run` will use a development "
+            "token; `textback serve` will refuse to start"
+        )
+    elif settings.dev_token:
+        click.echo("signatures: checked with the development token (no TWILIO_AUTH_TOKEN set)")
+    else:
+        click.echo(f"signatures: checked with {len(settings.auth_tokens)} token(s)")
+    click.echo(f"public URL: {settings.public_url or '(not set: the request URL is used)'}")
+    try:
+        current, head = current_revision(engine), head_revision(engine)
+    except Exception as exc:
+        click.echo(f"textback: error: cannot open the database: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        engine.dispose()
+    url = engine.url.render_as_string(hide_password=True)
+    if current == head:
+        click.echo(f"database: {url}: up to date ({head})")
+    elif current is None:
+        click.echo(f"database: {url}: empty; the schema is created on first start")
+    else:
+        click.echo(
+            f"textback: error: database {url} is at {current}, needs {head}: "
+            "run `textback db upgrade`",
+            err=True,
+        )
+        sys.exit(1)
+    click.echo("ok")
+
+
+@main.command()
+@click.argument("body")
+@click.option("--from", "from_", default=None, help="Sender number [+15550001111].")
+@click.option("--to", default=None, help="Our number [+15559990000].")
+@click.option("--media", multiple=True, help="A picture URL to attach (repeatable).")
+@click.option("--url", default=None, help="POST to this server URL instead of in-process.")
+@click.option("--raw", is_flag=True, help="Print the TwiML instead of the reply text.")
+def simulate(
+    body: str, from_: str | None, to: str | None, media: tuple[str, ...], url: str | None, raw: bool
+) -> None:
+    """Send BODY as a correctly signed Twilio webhook and print the reply."""
+    from .simulate import simulate as run_simulation
+
+    try:
+        status, twiml, text = run_simulation(body, from_=from_, to=to, media=media, url=url)
+    except TextbackError as exc:
+        fail(exc)
+        return
+    if status != 200:
+        click.echo(f"textback: the server answered {status}: {twiml.strip()}", err=True)
+        sys.exit(1)
+    click.echo(twiml if raw else (text if text else "(no reply)"))
+
+
+@main.group()
+def db() -> None:
+    """Database schema: upgrade, current."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations."""
+    from .config import Settings
+    from .db import make_engine
+    from .db import upgrade
+
+    setup_logging()
+    try:
+        engine = make_engine(Settings.load().database_url)
+    except TextbackError as exc:
+        fail(exc)
+        return
+    upgrade(engine)
+    click.echo("database schema is up to date")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the database's schema revision and the one this textback needs."""
+    from .config import Settings
+    from .db import current_revision
+    from .db import head_revision
+    from .db import make_engine
+
+    try:
+        engine = make_engine(Settings.load().database_url)
+    except TextbackError as exc:
+        fail(exc)
+        return
+    click.echo(f"current: {current_revision(engine)}  needed: {head_revision(engine)}")
+
+
+@main.command()
+@click.option("--contact", default=None, help="Only messages from or to this number.")
+@click.option("--limit", default=50, show_default=True, type=int, help="How many messages.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def messages(contact: str | None, limit: int, as_json: bool) -> None:
+    """Print the message log, newest last."""
+    from .config import Settings
+    from .db import ensure_schema
+    from .db import make_engine
+    from .store import Store
+
+    try:
+        engine = make_engine(Settings.load().database_url)
+        ensure_schema(engine)
+    except TextbackError as exc:
+        fail(exc)
+        return
+    for row in Store(engine).recent_messages(contact=contact, limit=limit):
+        record = {
+            "sid": row.sid or "",
+            "direction": row.direction,
+            "from": row.from_number,
+            "to": row.to_number,
+            "body": row.body,
+            "media": [item.get("url", "") for item in row.media or []],
+            "status": row.status,
+            "source": row.source,
+            "created_at": as_utc(row.created_at).isoformat(),
+        }
+        if as_json:
+            click.echo(json.dumps(record, ensure_ascii=False))
+        else:
+            arrow = "<-" if row.direction == "inbound" else "->"
+            stamp = row.created_at.strftime("%Y-%m-%d %H:%M:%S")
+            other = row.from_number if row.direction == "inbound" else row.to_number
+            media = f" [+{len(record['media'])} media]" if record["media"] else ""
+            click.echo(f"{stamp} {arrow} {other} {row.status:<10} {row.body}{media}")

@@ -1,0 +1,200 @@
+"""Settings: defaults, then the environment, then what create_app(config=...) passes.
+
+Every setting is named after its environment variable, so ``create_app(config={"TWILIO_AUTH_TOKEN":
+"..."})`` and ``export TWILIO_AUTH_TOKEN=...`` mean the same thing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEVELOPMENT = "development"
+PRODUCTION = "production"
+DEV_TOKEN_FILE = "dev-token"
+MAX_BODY_BYTES = 64 * 1024
+MISSING_TOKEN = (
+    "TWILIO_AUTH_TOKEN is not set: in production textback checks every webhook's signature "
+    "with it. Set it (Twilio console > Account > API keys & tokens); use `textback run` for a "
+    "development server with a local token; or set TEXTBACK_SIGNATURE_VALIDATION=off to accept "
+    "unsigned requests (not recommended)."
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything textback reads from its environment, validated."""
+
+    mode: str = PRODUCTION
+    auth_tokens: tuple[str, ...] = ()
+    dev_token: bool = False
+    signature_validation: bool = True
+    public_url: str | None = None
+    trusted_proxies: int = 0
+    rules_path: Path | None = None
+    database_url: str = ""
+    instance_path: Path = Path("instance")
+    account_sid: str | None = None
+    api_key_sid: str | None = None
+    api_key_secret: str | None = None
+    api_base_url: str = "https://api.twilio.com"
+    admin_password: str | None = None
+    phone_enabled: bool = False
+    secret_key: str = ""
+
+    @property
+    def development(self) -> bool:
+        return self.mode == DEVELOPMENT
+
+    def require_token(self) -> None:
+        """Refuse to serve webhooks with nothing to check their signatures against."""
+        if not self.auth_tokens and self.signature_validation:
+            raise ConfigError(MISSING_TOKEN)
+
+    @property
+    def signing_token(self) -> str | None:
+        """The token our own tools sign with: the primary (or development) token."""
+        return self.auth_tokens[0] if self.auth_tokens else None
+
+    @classmethod
+    def load(
+        cls,
+        overrides: Mapping[str, object] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> Settings:
+        """Settings from the environment and ``overrides``; raises ConfigError when unusable."""
+        values: dict[str, str] = dict(os.environ if environ is None else environ)
+        for key, value in (overrides or {}).items():
+            if value is not None:
+                values[key] = str(value)
+        return _build(values)
+
+
+def _flag(values: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = values.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "on", "true", "yes"):
+        return True
+    if lowered in ("0", "off", "false", "no"):
+        return False
+    raise ConfigError(f"{name}={raw!r}: use on or off")
+
+
+def _mode(values: Mapping[str, str]) -> str:
+    mode = values.get("TEXTBACK_MODE", "").strip().lower()
+    if not mode:
+        # `flask run` (and so `flask --app textback run`) is a development server.
+        return DEVELOPMENT if values.get("FLASK_RUN_FROM_CLI") == "true" else PRODUCTION
+    if mode not in (DEVELOPMENT, PRODUCTION):
+        raise ConfigError(f"TEXTBACK_MODE={mode!r}: use development or production")
+    return mode
+
+
+def _public_url(values: Mapping[str, str]) -> str | None:
+    url = values.get("TEXTBACK_PUBLIC_URL", "").strip()
+    if not url:
+        return None
+    if not url.startswith(("https://", "http://")) or "?" in url or "#" in url:
+        raise ConfigError(
+            f"TEXTBACK_PUBLIC_URL={url!r}: give the scheme and host Twilio calls, "
+            "like https://abc.ngrok.app (textback adds the path and query)"
+        )
+    return url.rstrip("/")
+
+
+def dev_token(instance_path: Path) -> str:
+    """The development token kept in the instance folder, created on first use."""
+    path = instance_path / DEV_TOKEN_FILE
+    try:
+        token = path.read_text().strip()
+        if token:
+            return token
+    except FileNotFoundError:
+        pass
+    instance_path.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(16)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    return token
+
+
+def _build(values: Mapping[str, str]) -> Settings:
+    mode = _mode(values)
+    instance_path = Path(values.get("TEXTBACK_INSTANCE") or "instance").resolve()
+    validation = _flag(values, "TEXTBACK_SIGNATURE_VALIDATION", True)
+    tokens = tuple(
+        token
+        for token in (
+            values.get("TWILIO_AUTH_TOKEN", "").strip(),
+            values.get("TWILIO_AUTH_TOKEN_SECONDARY", "").strip(),
+        )
+        if token
+    )
+    is_dev_token = False
+    if not tokens and mode == DEVELOPMENT:
+        tokens = (dev_token(instance_path),)
+        is_dev_token = True
+    try:
+        proxies = int(values.get("TEXTBACK_TRUSTED_PROXIES", "0") or 0)
+    except ValueError:
+        raise ConfigError("TEXTBACK_TRUSTED_PROXIES must be a whole number (default 0)") from None
+    if proxies < 0:
+        raise ConfigError("TEXTBACK_TRUSTED_PROXIES must not be negative")
+    rules = values.get("TEXTBACK_RULES", "").strip()
+    rules_path = Path(rules) if rules else None
+    if rules_path is None and Path("textback.toml").is_file():
+        rules_path = Path("textback.toml")
+    database_url = values.get("DATABASE_URL", "").strip() or (
+        f"sqlite:///{instance_path / 'textback.db'}"
+    )
+    secret_key = values.get("TEXTBACK_SECRET_KEY", "").strip() or _instance_secret(instance_path)
+    return Settings(
+        mode=mode,
+        auth_tokens=tokens,
+        dev_token=is_dev_token,
+        signature_validation=validation,
+        public_url=_public_url(values),
+        trusted_proxies=proxies,
+        rules_path=rules_path,
+        database_url=database_url,
+        instance_path=instance_path,
+        account_sid=values.get("TWILIO_ACCOUNT_SID") or None,
+        api_key_sid=values.get("TWILIO_API_KEY") or None,
+        api_key_secret=values.get("TWILIO_API_SECRET") or None,
+        api_base_url=(values.get("TWILIO_API_BASE_URL") or "https://api.twilio.com").rstrip("/"),
+        admin_password=values.get("TEXTBACK_ADMIN_PASSWORD") or None,
+        phone_enabled=_flag(values, "TEXTBACK_PHONE", mode == DEVELOPMENT),
+        secret_key=secret_key,
+    )
+
+
+def _instance_secret(instance_path: Path) -> str:
+    """A session-signing key kept in the instance folder, so logins survive restarts."""
+    path = instance_path / "secret-key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        instance_path.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_hex(32)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+        return key

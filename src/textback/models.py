@@ -1,0 +1,138 @@
+"""The database schema, as typed SQLAlchemy 2 models. Alembic migrations create it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from typing import ClassVar
+
+from sqlalchemy import JSON
+from sqlalchemy import Boolean
+from sqlalchemy import DateTime
+from sqlalchemy import ForeignKey
+from sqlalchemy import Index
+from sqlalchemy import Integer
+from sqlalchemy import String
+from sqlalchemy import Text
+from sqlalchemy import UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+
+INBOUND = "inbound"
+OUTBOUND = "outbound"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class Contact(Base):
+    """One person texting one of our numbers; opt-outs are kept here."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("our_number", "number", name="uq_contacts_numbers"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    our_number: Mapped[str] = mapped_column(String(64))
+    number: Mapped[str] = mapped_column(String(64))
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    opted_out_at: Mapped[datetime | None]
+
+
+class Message(Base):
+    """Every message in and out.
+
+    An inbound row keeps what Twilio posted and the TwiML we answered (``response_twiml``), so a
+    retried webhook gets the same bytes. A reply is an outbound row of its own, linked by
+    ``reply_to_id``; its ``sid`` is empty until a status callback names it.
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_contact", "contact_id", "id"),
+        Index("ix_messages_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    direction: Mapped[str] = mapped_column(String(8))
+    account_sid: Mapped[str] = mapped_column(String(64), default="")
+    from_number: Mapped[str] = mapped_column(String(64))
+    to_number: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text, default="")
+    media: Mapped[list[Any]] = mapped_column(default=list)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(32))
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    source: Mapped[str | None] = mapped_column(String(200))
+    response_twiml: Mapped[str | None] = mapped_column(Text)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class StatusEvent(Base):
+    """A delivery status callback, kept once per (MessageSid, status), known message or not."""
+
+    __tablename__ = "status_events"
+    __table_args__ = (UniqueConstraint("message_sid", "status", name="uq_status_events"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_sid: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(32))
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    received_at: Mapped[datetime]
+
+
+class FlowRun(Base):
+    """A contact's conversation: a flow from the rules file or a Python state, and its answers.
+
+    At most one run per contact is open (``ended_at`` is null) at a time.
+    """
+
+    __tablename__ = "flow_runs"
+    __table_args__ = (Index("ix_flow_runs_contact_open", "contact_id", "ended_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    flow: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str | None] = mapped_column(String(200))
+    values: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+
+
+class FlowAnswer(Base):
+    """One answer given in a flow run, with its time."""
+
+    __tablename__ = "flow_answers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("flow_runs.id"), index=True)
+    key: Mapped[str] = mapped_column(String(200))
+    value: Mapped[str] = mapped_column(Text)
+    answered_at: Mapped[datetime]
+
+
+class RejectCount(Base):
+    """Webhooks refused, counted per hour and reason; nothing of the request itself is kept."""
+
+    __tablename__ = "reject_counts"
+    __table_args__ = (UniqueConstraint("hour", "reason", name="uq_reject_counts"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hour: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(32))
+    count: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,72 @@
+"""Textback: one app's bot, rules, store and signature checker, and the answer to a message.
+
+This is what the web layer calls; it holds no Flask objects, so it is tested without a server.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from sqlalchemy import Connection
+
+from .bot import Bot
+from .config import Settings
+from .message import Inbound
+from .responder import decide
+from .rules import RuleSet
+from .security import SignatureChecker
+from .store import Answer
+from .store import ContactState
+from .store import Store
+from .text import mask_number
+from .twiml import render
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Textback:
+    """Everything one app needs to answer messages; lives in ``app.extensions["textback"]``."""
+
+    settings: Settings
+    bot: Bot
+    rules: RuleSet
+    store: Store
+    checker: SignatureChecker | None
+
+    def status_callback_url(self, inbound_sid: str) -> str | None:
+        """Where Twilio reports the delivery of our reply, when the public URL is known."""
+        if not self.settings.public_url:
+            return None
+        return f"{self.settings.public_url}/twilio/status?for={quote(inbound_sid, safe='')}"
+
+    def answer(self, msg: Inbound) -> str:
+        """The TwiML answering ``msg``, stored with it; a repeated MessageSid gets the same."""
+
+        def decide_and_render(_connection: Connection, state: ContactState) -> Answer:
+            decision = decide(
+                msg,
+                opted_out=state.opted_out,
+                conversation=state.conversation,
+                bot=self.bot,
+                rules=self.rules,
+            )
+            reply = decision.reply
+            twiml = render(reply, self.status_callback_url(msg.sid) if not reply.is_empty else None)
+            return Answer(
+                text=reply.text,
+                media=reply.media,
+                source=decision.source,
+                twiml=twiml,
+                opt_out=decision.opt_out,
+                conversation=decision.conversation,
+            )
+
+        twiml, new = self.store.answer_inbound(msg, decide_and_render)
+        if new:
+            log.info("answered %s from %s", msg.sid, mask_number(msg.from_))
+        else:
+            log.info("replayed the stored answer to %s", msg.sid)
+        return twiml

@@ -1,0 +1,407 @@
+"""Idempotent writes: claim a MessageSid once, keep the answer, record delivery status.
+
+One webhook is one transaction: the inbound row is inserted first (``ON CONFLICT DO NOTHING``
+on the unique MessageSid), so a concurrent duplicate waits on the database's lock and then reads
+the answer the first one committed. The bot runs inside that transaction, so its answer, the
+opt-out change and the conversation state are committed together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterable
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from typing import cast
+
+from sqlalchemy import Connection
+from sqlalchemy import Engine
+from sqlalchemy import Table
+from sqlalchemy import and_
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+
+from .conversation import Conversation
+from .message import Inbound
+from .models import INBOUND
+from .models import OUTBOUND
+from .models import Contact
+from .models import FlowRun
+from .models import Message
+from .models import RejectCount
+from .models import StatusEvent
+
+messages = cast(Table, Message.__table__)
+contacts = cast(Table, Contact.__table__)
+status_events = cast(Table, StatusEvent.__table__)
+flow_runs = cast(Table, FlowRun.__table__)
+reject_counts = cast(Table, RejectCount.__table__)
+
+# Twilio's delivery statuses in lifecycle order: a late "sent" never replaces "delivered".
+_STATUS_RANK = {
+    "accepted": 1,
+    "scheduled": 1,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "receiving": 3,
+    "received": 4,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "read": 5,
+    "canceled": 4,
+}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def clean(value: Any) -> Any:
+    """A value every database stores alike: NUL (refused by PostgreSQL) becomes U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {clean(key): clean(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(item) for item in value]
+    return value
+
+
+def params_json(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Form parameters as stored: a string per key, a list for a key that was repeated."""
+    stored: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in stored:
+            previous = stored[key]
+            stored[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            stored[key] = value
+    return cast(dict[str, Any], clean(stored))
+
+
+class ContactState:
+    """What is known about the sender when their message is answered."""
+
+    __slots__ = ("contact_id", "conversation", "opted_out", "run_id")
+
+    def __init__(
+        self,
+        contact_id: int,
+        opted_out: bool,
+        conversation: Conversation | None,
+        run_id: int | None,
+    ) -> None:
+        self.contact_id = contact_id
+        self.opted_out = opted_out
+        self.conversation = conversation
+        self.run_id = run_id
+
+
+class Answer:
+    """What the caller decided for a message, ready to be stored."""
+
+    __slots__ = ("conversation", "media", "opt_out", "source", "text", "twiml")
+
+    def __init__(
+        self,
+        *,
+        text: str,
+        media: tuple[str, ...],
+        source: str,
+        twiml: str,
+        opt_out: bool | None,
+        conversation: Conversation | None,
+    ) -> None:
+        self.text = text
+        self.media = media
+        self.source = source
+        self.twiml = twiml
+        self.opt_out = opt_out
+        self.conversation = conversation
+
+
+Decider = Callable[[Connection, ContactState], Answer]
+
+
+class Store:
+    """The database side of answering messages, for one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+
+    def answer_inbound(self, msg: Inbound, decide: Decider) -> tuple[str, bool]:
+        """Store ``msg`` and the answer ``decide`` gives; returns (TwiML, whether it was new).
+
+        A MessageSid seen before is not answered again: its stored TwiML is returned as it was.
+        """
+        stamp = now()
+        with self.engine.begin() as connection:
+            claimed = connection.execute(
+                self._insert(messages)
+                .values(
+                    sid=msg.sid,
+                    direction=INBOUND,
+                    account_sid=clean(msg.account_sid),
+                    from_number=clean(msg.from_),
+                    to_number=clean(msg.to),
+                    body=clean(msg.body),
+                    media=[
+                        {"url": clean(m.url), "content_type": clean(m.content_type)}
+                        for m in msg.media
+                    ],
+                    params=params_json(msg.form),
+                    status="received",
+                    created_at=stamp,
+                    updated_at=stamp,
+                )
+                .on_conflict_do_nothing(index_elements=["sid"])
+                .returning(messages.c.id)
+            ).scalar()
+            if claimed is None:
+                twiml = connection.execute(
+                    select(messages.c.response_twiml).where(messages.c.sid == msg.sid)
+                ).scalar()
+                return twiml or "", False
+            state = self._contact(connection, msg, stamp)
+            answer = decide(connection, state)
+            if answer.text or answer.media:
+                connection.execute(
+                    messages.insert().values(
+                        sid=None,
+                        direction=OUTBOUND,
+                        account_sid=clean(msg.account_sid),
+                        from_number=clean(msg.to),
+                        to_number=clean(msg.from_),
+                        body=clean(answer.text),
+                        media=[{"url": clean(url)} for url in answer.media],
+                        params={},
+                        status="queued",
+                        source=answer.source,
+                        contact_id=state.contact_id,
+                        reply_to_id=claimed,
+                        created_at=stamp,
+                        updated_at=stamp,
+                    )
+                )
+            connection.execute(
+                update(messages)
+                .where(messages.c.id == claimed)
+                .values(
+                    contact_id=state.contact_id, source=answer.source, response_twiml=answer.twiml
+                )
+            )
+            if answer.opt_out is not None:
+                connection.execute(
+                    update(contacts)
+                    .where(contacts.c.id == state.contact_id)
+                    .values(
+                        opted_out=answer.opt_out, opted_out_at=stamp if answer.opt_out else None
+                    )
+                )
+            self._save_conversation(connection, state, answer.conversation, stamp)
+        return answer.twiml, True
+
+    def _contact(self, connection: Connection, msg: Inbound, stamp: datetime) -> ContactState:
+        statement = self._insert(contacts).values(
+            our_number=clean(msg.to),
+            number=clean(msg.from_),
+            first_seen=stamp,
+            last_seen=stamp,
+            opted_out=False,
+        )
+        row = connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["our_number", "number"], set_={"last_seen": stamp}
+            ).returning(contacts.c.id, contacts.c.opted_out)
+        ).one()
+        run = connection.execute(
+            select(flow_runs.c.id, flow_runs.c.state, flow_runs.c["values"])
+            .where(and_(flow_runs.c.contact_id == row.id, flow_runs.c.ended_at.is_(None)))
+            .order_by(flow_runs.c.id.desc())
+            .limit(1)
+        ).first()
+        if run is None:
+            return ContactState(row.id, bool(row.opted_out), None, None)
+        conversation = Conversation(run.state, dict(run.values or {}))
+        return ContactState(row.id, bool(row.opted_out), conversation, run.id)
+
+    def _save_conversation(
+        self,
+        connection: Connection,
+        state: ContactState,
+        after: Conversation | None,
+        stamp: datetime,
+    ) -> None:
+        before = state.conversation
+        if after is None:
+            if state.run_id is not None:
+                connection.execute(
+                    update(flow_runs)
+                    .where(flow_runs.c.id == state.run_id)
+                    .values(ended_at=stamp, updated_at=stamp, status="ended")
+                )
+            return
+        if before is not None and state.run_id is not None:
+            if before.state != after.state or before.values != after.values:
+                connection.execute(
+                    update(flow_runs)
+                    .where(flow_runs.c.id == state.run_id)
+                    .values(state=after.state, values=clean(after.values), updated_at=stamp)
+                )
+            return
+        connection.execute(
+            flow_runs.insert().values(
+                contact_id=state.contact_id,
+                flow="",
+                state=after.state,
+                values=clean(after.values),
+                status="open",
+                started_at=stamp,
+                updated_at=stamp,
+            )
+        )
+
+    def record_status(self, params: dict[str, Any], reply_to: str | None) -> bool:
+        """Keep a status callback once per (MessageSid, status); returns whether it was new.
+
+        The message's status moves forward only (a late ``sent`` never replaces ``delivered``).
+        ``reply_to`` is the inbound MessageSid a TwiML reply answered: it names the reply row
+        whose own SID Twilio only now tells us.
+        """
+        sid = str(params.get("MessageSid") or params.get("SmsSid") or "")
+        status = str(params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
+        error_code = str(params.get("ErrorCode") or "") or None
+        stamp = now()
+        with self.engine.begin() as connection:
+            new = connection.execute(
+                self._insert(status_events)
+                .values(
+                    message_sid=sid,
+                    status=status,
+                    error_code=error_code,
+                    params=clean(params),
+                    received_at=stamp,
+                )
+                .on_conflict_do_nothing(index_elements=["message_sid", "status"])
+                .returning(status_events.c.id)
+            ).scalar()
+            if new is None:
+                return False
+            row = connection.execute(
+                select(messages.c.id, messages.c.status).where(messages.c.sid == sid)
+            ).first()
+            if row is None and reply_to:
+                row = connection.execute(
+                    select(messages.c.id, messages.c.status)
+                    .where(
+                        and_(
+                            messages.c.sid.is_(None),
+                            messages.c.direction == OUTBOUND,
+                            messages.c.reply_to_id
+                            == select(messages.c.id)
+                            .where(messages.c.sid == reply_to)
+                            .scalar_subquery(),
+                        )
+                    )
+                    .order_by(messages.c.id)
+                    .limit(1)
+                ).first()
+                if row is not None:
+                    connection.execute(
+                        update(messages).where(messages.c.id == row.id).values(sid=sid)
+                    )
+            if row is not None and _STATUS_RANK.get(status, 0) >= _STATUS_RANK.get(row.status, 0):
+                connection.execute(
+                    update(messages)
+                    .where(messages.c.id == row.id)
+                    .values(status=status, error_code=error_code, updated_at=stamp)
+                )
+        return True
+
+    def record_reject(self, reason: str) -> None:
+        """Count a refused webhook in this hour's bucket; nothing of the request is kept."""
+        hour = now().replace(minute=0, second=0, microsecond=0)
+        statement = self._insert(reject_counts).values(hour=hour, reason=reason, count=1)
+        with self.engine.begin() as connection:
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["hour", "reason"],
+                    set_={"count": reject_counts.c.count + 1},
+                )
+            )
+
+    def set_opted_out(self, our_number: str, number: str, opted_out: bool) -> None:
+        """Opt a contact out or back in (admin action, or Twilio error 21610)."""
+        stamp = now()
+        statement = self._insert(contacts).values(
+            our_number=our_number,
+            number=number,
+            first_seen=stamp,
+            last_seen=stamp,
+            opted_out=opted_out,
+            opted_out_at=stamp if opted_out else None,
+        )
+        with self.engine.begin() as connection:
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["our_number", "number"],
+                    set_={"opted_out": opted_out, "opted_out_at": stamp if opted_out else None},
+                )
+            )
+
+    def record_outbound(
+        self,
+        *,
+        sid: str | None,
+        from_: str,
+        to: str,
+        body: str,
+        media: Iterable[str],
+        status: str,
+        source: str,
+        account_sid: str = "",
+    ) -> None:
+        """Keep a message sent through the REST API."""
+        stamp = now()
+        with self.engine.begin() as connection:
+            contact_id = connection.execute(
+                select(contacts.c.id).where(
+                    and_(contacts.c.our_number == from_, contacts.c.number == to)
+                )
+            ).scalar()
+            connection.execute(
+                messages.insert().values(
+                    sid=sid,
+                    direction=OUTBOUND,
+                    account_sid=account_sid,
+                    from_number=from_,
+                    to_number=to,
+                    body=clean(body),
+                    media=[{"url": url} for url in media],
+                    params={},
+                    status=status,
+                    source=source,
+                    contact_id=contact_id,
+                    created_at=stamp,
+                    updated_at=stamp,
+                )
+            )
+
+    def recent_messages(self, *, contact: str | None = None, limit: int = 50) -> list[Any]:
+        """The latest ``limit`` messages (of one contact number, if given), oldest first."""
+        query = select(messages).order_by(messages.c.id.desc()).limit(limit)
+        if contact:
+            query = query.where(
+                (messages.c.from_number == contact) | (messages.c.to_number == contact)
+            )
+        with self.engine.connect() as connection:
+            rows = list(connection.execute(query))
+        rows.reverse()
+        return rows

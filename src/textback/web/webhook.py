@@ -1,0 +1,101 @@
+"""The routes Twilio calls: ``POST /twilio`` (a message) and ``POST /twilio/status`` (delivery).
+
+Nothing else in textback touches ``flask.request`` for webhooks. Each request is checked in
+this order: size (413), content type (415), signature (403), required fields (400).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint
+from flask import Response
+from flask import request
+from werkzeug.exceptions import HTTPException
+
+from ..errors import MalformedWebhook
+from ..message import Inbound
+from ..security import SIGNATURE_HEADER
+from ..security import SIGNATURE_SETTINGS_HEADER
+from ..security import FormParams
+from ..security import public_url
+from ..twiml import CONTENT_TYPE
+from . import textback
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("webhook", __name__)
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+def plain(text: str, status: int) -> Response:
+    return Response(text + "\n", status=status, mimetype="text/plain")
+
+
+@bp.get("/")
+def index() -> Response:
+    return plain("It works!", 200)
+
+
+def verified_form() -> list[tuple[str, str]] | Response:
+    """The request's form when it is a well-formed, correctly signed webhook; else the refusal."""
+    service = textback()
+    if request.mimetype != FORM_TYPE:
+        return plain(f"415 Unsupported Media Type: send {FORM_TYPE}", 415)
+    pairs = list(request.form.items(multi=True))
+    if service.checker is not None:
+        base = service.settings.public_url or f"{request.scheme}://{request.host}"
+        url = public_url(
+            base, request.root_path + request.path, request.environ.get("QUERY_STRING", "")
+        )
+        if not service.checker.is_valid(
+            url,
+            FormParams.from_pairs(pairs),
+            request.headers.get(SIGNATURE_HEADER),
+            request.headers.get(SIGNATURE_SETTINGS_HEADER),
+        ):
+            reason = "missing" if SIGNATURE_HEADER not in request.headers else "invalid"
+            log.warning("refused a webhook to %s: %s X-Twilio-Signature", request.path, reason)
+            service.store.record_reject("signature")
+            return plain(f"403 Forbidden: {reason} X-Twilio-Signature", 403)
+    return pairs
+
+
+@bp.post("/twilio")
+def inbound() -> Response:
+    form = verified_form()
+    if isinstance(form, Response):
+        return form
+    try:
+        msg = Inbound.from_form(form)
+    except MalformedWebhook as exc:
+        return plain(f"400 Bad Request: {exc}", 400)
+    return Response(textback().answer(msg), mimetype=CONTENT_TYPE)
+
+
+@bp.post("/twilio/status")
+def status() -> Response:
+    form = verified_form()
+    if isinstance(form, Response):
+        return form
+    params = dict(form)
+    if not (params.get("MessageSid") or params.get("SmsSid")):
+        return plain("400 Bad Request: missing MessageSid", 400)
+    if not (params.get("MessageStatus") or params.get("SmsStatus")):
+        return plain("400 Bad Request: missing MessageStatus", 400)
+    textback().store.record_status(params, request.args.get("for"))
+    return Response(status=204)
+
+
+@bp.app_errorhandler(HTTPException)
+def http_error(exc: HTTPException) -> Response:
+    """Errors as one line of plain text (413 for an oversized body among them)."""
+    return plain(f"{exc.code} {exc.name}", exc.code or 500)
+
+
+@bp.app_errorhandler(Exception)
+def unexpected_error(exc: Exception) -> Response:
+    """A bug of ours: logged with its traceback, answered without one."""
+    log.exception("unexpected error while handling %s %s", request.method, request.path)
+    return plain("500 Internal Server Error", 500)
