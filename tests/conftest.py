@@ -47,10 +47,11 @@ def sample(name: str) -> list[tuple[str, str]]:
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests never see the developer's own textback settings or rules file."""
+    keep = ("TEXTBACK_TEST_POSTGRES_URL", "TEXTBACK_OPENAPI_DIR")
     for name in list(os.environ):
-        if name.startswith(("TEXTBACK_", "TWILIO_")) or name in ("DATABASE_URL",):
-            if name != "TEXTBACK_TEST_POSTGRES_URL" and name != "TEXTBACK_OPENAPI_DIR":
-                monkeypatch.delenv(name)
+        ours = name.startswith(("TEXTBACK_", "TWILIO_")) or name == "DATABASE_URL"
+        if ours and name not in keep:
+            monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 
 
@@ -97,9 +98,7 @@ def textback_config(database_url: str) -> dict[str, object]:
 
 
 @pytest.fixture
-def make_app(
-    tmp_path: Path, database_url: str
-) -> Iterator[Callable[..., Flask]]:
+def make_app(tmp_path: Path, database_url: str) -> Iterator[Callable[..., Flask]]:
     """Build apps with extra settings (environment names) and an optional Bot."""
     apps: list[Flask] = []
 

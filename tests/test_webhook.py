@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import urlencode
 
 import pytest
 from flask import Flask
 
-from textback.security import sign
 from textback.simulator import inbound_form
-from textback.testing import TEST_TOKEN
 from textback.testing import Phone
 
 from .conftest import sample

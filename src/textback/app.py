@@ -34,7 +34,11 @@ def create_app(config: Mapping[str, object] | None = None, *, bot: Bot | None = 
     settings.require_token()
     rules = load_rules(settings.rules_path) if settings.rules_path else default_rules()
     engine = make_engine(settings.database_url)
-    ensure_schema(engine)
+    try:
+        ensure_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
 
     app = Flask("textback", instance_path=str(settings.instance_path))
     app.config.update(

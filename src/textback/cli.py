@@ -182,7 +182,10 @@ def db_upgrade() -> None:
     except TextbackError as exc:
         fail(exc)
         return
-    upgrade(engine)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
     click.echo("database schema is up to date")
 
 
@@ -199,7 +202,10 @@ def db_current() -> None:
     except TextbackError as exc:
         fail(exc)
         return
-    click.echo(f"current: {current_revision(engine)}  needed: {head_revision(engine)}")
+    try:
+        click.echo(f"current: {current_revision(engine)}  needed: {head_revision(engine)}")
+    finally:
+        engine.dispose()
 
 
 @main.command()
@@ -219,7 +225,11 @@ def messages(contact: str | None, limit: int, as_json: bool) -> None:
     except TextbackError as exc:
         fail(exc)
         return
-    for row in Store(engine).recent_messages(contact=contact, limit=limit):
+    try:
+        found = Store(engine).recent_messages(contact=contact, limit=limit)
+    finally:
+        engine.dispose()
+    for row in found:
         record = {
             "sid": row.sid or "",
             "direction": row.direction,
@@ -239,3 +249,7 @@ def messages(contact: str | None, limit: int, as_json: bool) -> None:
             other = row.from_number if row.direction == "inbound" else row.to_number
             media = f" [+{len(record['media'])} media]" if record["media"] else ""
             click.echo(f"{stamp} {arrow} {other} {row.status:<10} {row.body}{media}")
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,7 @@ Every problem is reported as ``RulesError(path, where, problem)``, e.g.
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections.abc import Callable
@@ -132,12 +133,15 @@ def _describe(raw: Mapping[str, Any]) -> str:
     return ""
 
 
-def _problem(exc: ValidationError) -> str:
+def _problem(exc: ValidationError, model: type[BaseModel]) -> str:
     problems = []
     for error in exc.errors():
         loc = ".".join(str(part) for part in error["loc"])
         if error["type"] == "extra_forbidden":
-            problems.append(f"unknown key {loc!r}")
+            close = difflib.get_close_matches(loc, list(model.model_fields), n=1)
+            problems.append(
+                f"unknown key {loc!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+            )
         elif error["type"] == "missing":
             problems.append(f"missing key {loc!r}")
         else:
@@ -188,7 +192,7 @@ def parse_rules(data: Mapping[str, Any], path: str) -> RuleSet:
                 )
             )
         except ValidationError as exc:
-            raise RulesError(path, where, _problem(exc)) from None
+            raise RulesError(path, where, _problem(exc, RuleSpec)) from None
         except (ValueError, TemplateError) as exc:
             raise RulesError(path, where, str(exc)) from None
     default = None
@@ -198,7 +202,7 @@ def parse_rules(data: Mapping[str, Any], path: str) -> RuleSet:
                 "default", None, ReplySpec.model_validate(data["default"]), set(MESSAGE_FIELDS)
             )
         except ValidationError as exc:
-            raise RulesError(path, "[default]", _problem(exc)) from None
+            raise RulesError(path, "[default]", _problem(exc, ReplySpec)) from None
         except (ValueError, TemplateError) as exc:
             raise RulesError(path, "[default]", str(exc)) from None
     optout = OptOutPolicy()
@@ -208,7 +212,7 @@ def parse_rules(data: Mapping[str, Any], path: str) -> RuleSet:
                 **OptOutSpec.model_validate(data["optout"]).model_dump()
             )
         except ValidationError as exc:
-            raise RulesError(path, "[optout]", _problem(exc)) from None
+            raise RulesError(path, "[optout]", _problem(exc, OptOutSpec)) from None
     return RuleSet(tuple(routes), default, optout, path, data)
 
 

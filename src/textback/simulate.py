@@ -46,9 +46,12 @@ def simulate(
         app = create_app(overrides)
         public = (settings.public_url or "http://localhost") + "/twilio"
         payload, headers = signed_request(token, public, form)
-        response = app.test_client().post("/twilio", data=payload, headers=headers)
-        text = response.get_data(as_text=True)
-        status = response.status_code
+        try:
+            response = app.test_client().post("/twilio", data=payload, headers=headers)
+            text = response.get_data(as_text=True)
+            status = response.status_code
+        finally:
+            app.extensions["textback"].store.engine.dispose()
     else:
         public = settings.public_url + "/twilio" if settings.public_url else url
         payload, headers = signed_request(token, public, form)

@@ -1,0 +1,211 @@
+"""The `textback` command, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from textback.cli import main
+from textback.db import make_engine
+from textback.security import sign
+from textback.simulator import inbound_form
+
+TEXTBACK = [sys.executable, "-m", "textback.cli"]
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    return {"DATABASE_URL": database_url, "TEXTBACK_INSTANCE": str(tmp_path / "instance")}
+
+
+def invoke(env: dict[str, str], *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_simulate_in_process_then_messages_json(env: dict[str, str]) -> None:
+    assert invoke(env, "simulate", "Hello") == (0, "Hello back to you!\n")
+    code, output = invoke(env, "simulate", "what?", "--from", "+15551230000")
+    assert (code, output) == (0, "Hi! Not quite sure what you meant, but okay.\n")
+    code, output = invoke(env, "messages", "--json")
+    assert code == 0
+    records = [json.loads(line) for line in output.splitlines()]
+    assert [(r["direction"], r["body"]) for r in records] == [
+        ("inbound", "Hello"),
+        ("outbound", "Hello back to you!"),
+        ("inbound", "what?"),
+        ("outbound", "Hi! Not quite sure what you meant, but okay."),
+    ]
+    assert records[0]["sid"].startswith("SM") and records[1]["sid"] == ""
+    assert {"sid", "direction", "from", "to", "body", "status", "created_at"} <= set(records[0])
+    code, output = invoke(env, "messages", "--contact", "+15551230000", "--limit", "1")
+    assert code == 0 and "Hi! Not quite sure" in output and "Hello" not in output
+
+
+def test_simulate_raw_prints_twiml(env: dict[str, str]) -> None:
+    code, output = invoke(env, "simulate", "Hello", "--raw")
+    assert code == 0 and output.startswith("<?xml") and "<Message>Hello back" in output
+
+
+def test_check_accepts_a_good_setup(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "textback.toml").write_text('[[rule]]\nkeyword = "hi"\nreply = "yo"\n')
+    code, output = invoke({**env, "TWILIO_AUTH_TOKEN": "t"}, "check")
+    assert code == 0
+    assert "textback.toml: 1 rule(s)" in output and output.endswith("ok\n")
+
+
+def test_check_names_the_problem(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "textback.toml").write_text('[[rule]]\nkeyword = "hi"\nrepyl = "yo"\n')
+    result = CliRunner().invoke(main, ["check"], env=env)
+    assert result.exit_code == 1
+    assert "textback.toml: rule 1 (keyword 'hi'): " in result.output
+    assert "unknown key 'repyl' (did you mean 'reply'?)" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_check_in_production_without_token_fails(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(main, ["check"], env={**env, "TEXTBACK_MODE": "production"})
+    assert result.exit_code == 1 and "TWILIO_AUTH_TOKEN is not set" in result.output
+
+
+def test_db_upgrade_and_schema_behind(env: dict[str, str]) -> None:
+    assert invoke(env, "db", "upgrade")[0] == 0
+    code, output = invoke(env, "db", "current")
+    assert code == 0 and "current: 0001" in output
+    engine = make_engine(env["DATABASE_URL"])
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0000'"))
+    try:
+        result = CliRunner().invoke(main, ["simulate", "Hello"], env=env)
+        assert result.exit_code == 1
+        assert "run `textback db upgrade`" in result.output
+        code, output = invoke(env, "check")
+        assert code == 1
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+        engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, process: subprocess.Popen[str]) -> None:
+    for _ in range(100):
+        if process.poll() is not None:
+            raise AssertionError(
+                f"server exited: {process.stderr.read() if process.stderr else ''}"
+            )
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer")
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
+    processes: list[subprocess.Popen[str]] = []
+    yield processes
+    for process in processes:
+        process.terminate()
+        process.communicate(timeout=20)
+
+
+def test_run_then_simulate_against_it(
+    tmp_path: Path, server_process: list[subprocess.Popen[str]]
+) -> None:
+    port = free_port()
+    environ = {**os.environ, "TEXTBACK_INSTANCE": str(tmp_path / "instance")}
+    process = subprocess.Popen(
+        [*TEXTBACK, "run", "--port", str(port)],
+        cwd=tmp_path,
+        env=environ,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    server_process.append(process)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(url, process)
+    done = subprocess.run(
+        [*TEXTBACK, "simulate", "Hello", "--url", url + "/twilio"],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Hello back to you!\n"
+    forged = requests.post(
+        url + "/twilio",
+        data=inbound_form("Hello"),
+        headers={"X-Twilio-Signature": sign("wrong", url + "/twilio", [])},
+        timeout=10,
+    )
+    assert forged.status_code == 403
+
+
+def test_serve_refuses_without_token(tmp_path: Path) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "TEXTBACK_"))}
+    done = subprocess.run(
+        [*TEXTBACK, "serve", "--bind", f"127.0.0.1:{free_port()}"],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "TWILIO_AUTH_TOKEN is not set" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_answers_signed_webhooks(
+    tmp_path: Path, server_process: list[subprocess.Popen[str]]
+) -> None:
+    port = free_port()
+    environ = {
+        **os.environ,
+        "TEXTBACK_INSTANCE": str(tmp_path / "instance"),
+        "TWILIO_AUTH_TOKEN": "prod-token",
+        "TEXTBACK_PUBLIC_URL": "https://sms.example.com",
+    }
+    process = subprocess.Popen(
+        [*TEXTBACK, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        cwd=tmp_path,
+        env=environ,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    server_process.append(process)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(url, process)
+    form = inbound_form("Hello")
+    signature = sign("prod-token", "https://sms.example.com/twilio", form)
+    answer = requests.post(
+        url + "/twilio", data=form, headers={"X-Twilio-Signature": signature}, timeout=10
+    )
+    assert answer.status_code == 200 and "Hello back to you!" in answer.text
+    wrong = sign("prod-token", url + "/twilio", form)
+    assert (
+        requests.post(
+            url + "/twilio", data=form, headers={"X-Twilio-Signature": wrong}, timeout=10
+        ).status_code
+        == 403
+    )
