@@ -157,3 +157,29 @@ def test_bot_through_the_app(make_app: Callable[..., Flask]) -> None:
     assert reply.text == "Order 5 for +15557654321"
     assert reply.media == ("https://x.test/a.png",)
     assert phone.send("Hello").text == "Hello back to you!"
+
+
+def test_textback_bot_setting_imports_the_bot(
+    tmp_path: Path, make_app: Callable[..., Flask]
+) -> None:
+    (tmp_path / "mybot_for_test.py").write_text(
+        "from textback import Bot\nbot = Bot()\n\n@bot.on('ping')\ndef ping(msg):\n"
+        "    return 'pong from code'\n"
+    )
+    phone = Phone(make_app(TEXTBACK_BOT="mybot_for_test:bot"), TEST_TOKEN)
+    assert phone.send("ping").text == "pong from code"
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("nomodule_xyz:bot", "cannot import"),
+        ("json:dumps", "is not a Bot"),
+        ("justname", "module:attribute"),
+    ],
+)
+def test_bad_textback_bot_setting(make_app: Callable[..., Flask], path: str, problem: str) -> None:
+    from textback.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=problem):
+        make_app(TEXTBACK_BOT=path)

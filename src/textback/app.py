@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import os
+import sys
 from collections.abc import Mapping
 
 from flask import Flask
@@ -11,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .bot import Bot
 from .config import MAX_BODY_BYTES
 from .config import Settings
+from .errors import ConfigError
 from .db import ensure_schema
 from .db import make_engine
 from .rules import default_rules
@@ -33,6 +37,8 @@ def create_app(config: Mapping[str, object] | None = None, *, bot: Bot | None = 
     settings = Settings.load(config)
     settings.require_token()
     rules = load_rules(settings.rules_path) if settings.rules_path else default_rules()
+    if bot is None and settings.bot_path:
+        bot = import_bot(settings.bot_path)
     engine = make_engine(settings.database_url)
     try:
         ensure_schema(engine)
@@ -61,6 +67,23 @@ def create_app(config: Mapping[str, object] | None = None, *, bot: Bot | None = 
     app.register_blueprint(webhook.bp)
     _announce(settings)
     return app
+
+
+def import_bot(path: str) -> Bot:
+    """The Bot named by ``TEXTBACK_BOT`` (``module:attribute``, like ``mybot:bot``)."""
+    module_name, _, attribute = path.partition(":")
+    if not module_name or not attribute:
+        raise ConfigError(f"TEXTBACK_BOT={path!r}: write module:attribute, like mybot:bot")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like `flask --app`, find modules in this folder
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"TEXTBACK_BOT={path!r}: cannot import {module_name!r}: {exc}") from exc
+    bot = getattr(module, attribute, None)
+    if not isinstance(bot, Bot):
+        raise ConfigError(f"TEXTBACK_BOT={path!r}: {attribute!r} in {module_name!r} is not a Bot")
+    return bot
 
 
 def _announce(settings: Settings) -> None:

@@ -49,6 +49,7 @@ class Settings:
     admin_password: str | None = None
     phone_enabled: bool = False
     secret_key: str = ""
+    bot_path: str | None = None
 
     @property
     def development(self) -> bool:
@@ -180,6 +181,7 @@ def _build(values: Mapping[str, str]) -> Settings:
         admin_password=values.get("TEXTBACK_ADMIN_PASSWORD") or None,
         phone_enabled=_flag(values, "TEXTBACK_PHONE", mode == DEVELOPMENT),
         secret_key=secret_key,
+        bot_path=values.get("TEXTBACK_BOT", "").strip() or None,
     )
 
 
