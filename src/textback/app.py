@@ -14,9 +14,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .bot import Bot
 from .config import MAX_BODY_BYTES
 from .config import Settings
-from .errors import ConfigError
 from .db import ensure_schema
 from .db import make_engine
+from .errors import ConfigError
 from .rules import default_rules
 from .rules import load_rules
 from .security import SignatureChecker
