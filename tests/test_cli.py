@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,38 +119,40 @@ def wait_for(url: str, process: subprocess.Popen[str]) -> None:
     raise AssertionError(f"{url} did not answer")
 
 
+def textback(cwd: Path, environ: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*TEXTBACK, *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=60
+    )
+
+
+ServerStarter = Callable[[list[str], dict[str, str], int], str]
+
+
 @pytest.fixture
-def server_process(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
+def server_process(tmp_path: Path) -> Iterator[ServerStarter]:
+    """Start `textback ARGS` as a server process; returns its URL once it answers."""
     processes: list[subprocess.Popen[str]] = []
-    yield processes
+
+    def start(args: list[str], environ: dict[str, str], port: int) -> str:
+        process = subprocess.Popen(
+            [*TEXTBACK, *args], cwd=tmp_path, env=environ, stderr=subprocess.PIPE, text=True
+        )
+        processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        wait_for(url, process)
+        return url
+
+    yield start
     for process in processes:
         process.terminate()
         process.communicate(timeout=20)
 
 
-def test_run_then_simulate_against_it(
-    tmp_path: Path, server_process: list[subprocess.Popen[str]]
-) -> None:
+def test_run_then_simulate_against_it(tmp_path: Path, server_process: ServerStarter) -> None:
     port = free_port()
     environ = {**os.environ, "TEXTBACK_INSTANCE": str(tmp_path / "instance")}
-    process = subprocess.Popen(
-        [*TEXTBACK, "run", "--port", str(port)],
-        cwd=tmp_path,
-        env=environ,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    server_process.append(process)
-    url = f"http://127.0.0.1:{port}"
-    wait_for(url, process)
-    done = subprocess.run(
-        [*TEXTBACK, "simulate", "Hello", "--url", url + "/twilio"],
-        cwd=tmp_path,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    url = server_process(["run", "--port", str(port)], environ, port)
+    done = textback(tmp_path, environ, "simulate", "Hello", "--url", url + "/twilio")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "Hello back to you!\n"
     forged = requests.post(
@@ -163,22 +166,13 @@ def test_run_then_simulate_against_it(
 
 def test_serve_refuses_without_token(tmp_path: Path) -> None:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "TEXTBACK_"))}
-    done = subprocess.run(
-        [*TEXTBACK, "serve", "--bind", f"127.0.0.1:{free_port()}"],
-        cwd=tmp_path,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = textback(tmp_path, environ, "serve", "--bind", f"127.0.0.1:{free_port()}")
     assert done.returncode == 1
     assert "TWILIO_AUTH_TOKEN is not set" in done.stderr
     assert "Traceback" not in done.stderr
 
 
-def test_serve_answers_signed_webhooks(
-    tmp_path: Path, server_process: list[subprocess.Popen[str]]
-) -> None:
+def test_serve_answers_signed_webhooks(tmp_path: Path, server_process: ServerStarter) -> None:
     port = free_port()
     environ = {
         **os.environ,
@@ -186,16 +180,7 @@ def test_serve_answers_signed_webhooks(
         "TWILIO_AUTH_TOKEN": "prod-token",
         "TEXTBACK_PUBLIC_URL": "https://sms.example.com",
     }
-    process = subprocess.Popen(
-        [*TEXTBACK, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-        cwd=tmp_path,
-        env=environ,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    server_process.append(process)
-    url = f"http://127.0.0.1:{port}"
-    wait_for(url, process)
+    url = server_process(["serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"], environ, port)
     form = inbound_form("Hello")
     signature = sign("prod-token", "https://sms.example.com/twilio", form)
     answer = requests.post(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
 from collections.abc import Callable
+from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -14,6 +16,7 @@ from typing import TypeVar
 
 import click
 from flask import Flask
+from sqlalchemy import Engine
 
 from .errors import TextbackError
 
@@ -31,6 +34,28 @@ def fail(exc: TextbackError) -> None:
     """Our users' mistakes end the command with one clear line, never a traceback."""
     click.echo(f"textback: error: {exc}", err=True)
     sys.exit(1)
+
+
+@contextlib.contextmanager
+def configured_engine(*, create_schema: bool = False) -> Iterator[Engine]:
+    """The configured database's engine, disposed afterwards; a bad setting ends the command."""
+    from .config import Settings
+    from .db import ensure_schema
+    from .db import make_engine
+
+    try:
+        engine = make_engine(Settings.load().database_url)
+    except TextbackError as exc:
+        fail(exc)
+        raise  # unreachable: fail() exits
+    try:
+        if create_schema:
+            ensure_schema(engine)
+        yield engine
+    except TextbackError as exc:
+        fail(exc)
+    finally:
+        engine.dispose()
 
 
 def build_app(**config: object) -> Flask:
@@ -173,40 +198,22 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply the database migrations."""
-    from .config import Settings
-    from .db import make_engine
     from .db import upgrade
 
     setup_logging()
-    try:
-        engine = make_engine(Settings.load().database_url)
-    except TextbackError as exc:
-        fail(exc)
-        return
-    try:
+    with configured_engine() as engine:
         upgrade(engine)
-    finally:
-        engine.dispose()
     click.echo("database schema is up to date")
 
 
 @db.command("current")
 def db_current() -> None:
     """Print the database's schema revision and the one this textback needs."""
-    from .config import Settings
     from .db import current_revision
     from .db import head_revision
-    from .db import make_engine
 
-    try:
-        engine = make_engine(Settings.load().database_url)
-    except TextbackError as exc:
-        fail(exc)
-        return
-    try:
+    with configured_engine() as engine:
         click.echo(f"current: {current_revision(engine)}  needed: {head_revision(engine)}")
-    finally:
-        engine.dispose()
 
 
 @main.command()
@@ -215,21 +222,10 @@ def db_current() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def messages(contact: str | None, limit: int, as_json: bool) -> None:
     """Print the message log, newest last."""
-    from .config import Settings
-    from .db import ensure_schema
-    from .db import make_engine
     from .store import Store
 
-    try:
-        engine = make_engine(Settings.load().database_url)
-        ensure_schema(engine)
-    except TextbackError as exc:
-        fail(exc)
-        return
-    try:
+    with configured_engine(create_schema=True) as engine:
         found = Store(engine).recent_messages(contact=contact, limit=limit)
-    finally:
-        engine.dispose()
     for row in found:
         record = {
             "sid": row.sid or "",

@@ -55,12 +55,12 @@ class OptOutPolicy:
     def from_lists(
         cls,
         *,
-        stop_words: Iterable[str] = STOP_WORDS,
-        start_words: Iterable[str] = START_WORDS,
-        help_words: Iterable[str] = HELP_WORDS,
-        stop_reply: str = STOP_REPLY,
-        start_reply: str = START_REPLY,
-        help_reply: str = HELP_REPLY,
+        stop_words: Iterable[str],
+        start_words: Iterable[str],
+        help_words: Iterable[str],
+        stop_reply: str,
+        start_reply: str,
+        help_reply: str,
     ) -> OptOutPolicy:
         """A policy from word lists as people write them (``"opt-out"``, ``"STOP"``)."""
         return cls(
