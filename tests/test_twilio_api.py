@@ -378,6 +378,31 @@ def test_configure_number_prints_old_and_new_values(
     before = number["status_callback"] or "(empty)"
     assert f"StatusCallback: https://abc.ngrok.app/twilio/status  (was: {before})" in result.output
     assert "TEXTBACK_PUBLIC_URL=https://abc.ngrok.app" in result.output
+    warned = "unable to receive SMS" in result.output
+    assert warned is not number["capabilities"]["sms"]
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--url", "https://a.example", "--tunnel"], "not both"),
+        ([], "no public URL"),
+        (["--url", "ftp://a.example"], "is not a public URL"),
+    ],
+)
+def test_configure_number_needs_one_public_url(
+    database_url: str, args: list[str], problem: str
+) -> None:
+    env = cli_env("http://127.0.0.1:9", database_url)
+    result = CliRunner().invoke(main, ["configure-number", "+15559990000", *args], env=env)
+    assert result.exit_code != 0
+    assert problem in result.output
+
+
+@pytest.mark.parametrize("base", ["api.twilio.com", "ftp://api.twilio.com", "https://"])
+def test_bad_api_base_url_is_a_config_error(store: Store, base: str) -> None:
+    with pytest.raises(ConfigError, match="TWILIO_API_BASE_URL"):
+        send_message(api_settings(base), store, to=THEM, body="Hi", from_=OUR_NUMBER)
 
 
 @pytest.mark.prism

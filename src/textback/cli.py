@@ -292,17 +292,19 @@ def configure_number(number: str, url: str | None, tunnel: bool) -> None:
             raise click.UsageError(
                 "no public URL: give --url https://..., --tunnel, or set TEXTBACK_PUBLIC_URL"
             )
-        changes = point_number(settings, number, base)
+        configured = point_number(settings, number, base)
     except TextbackError as exc:
         fail(exc)
         return
-    click.echo(f"{number}: messages now go to {changes[0].after}")
-    for change in changes:
+    click.echo(f"{configured.number}: messages now go to {configured.sms_url}")
+    for change in configured.changes:
         if change.changed:
             click.echo(f"  {change.name}: {change.after}  (was: {change.before or '(empty)'})")
         else:
             click.echo(f"  {change.name}: {change.after}  (unchanged)")
-    public = changes[0].after.removesuffix("/twilio")
+    if not configured.can_sms:
+        click.echo(f"warning: Twilio lists {configured.number} as unable to receive SMS")
+    public = configured.sms_url.removesuffix("/twilio")
     if settings.public_url != public:
         click.echo(
             f"Start the server with TEXTBACK_PUBLIC_URL={public} (and TWILIO_AUTH_TOKEN), so "

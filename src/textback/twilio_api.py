@@ -92,7 +92,13 @@ class BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]
 
 def http_client_for(settings: Settings) -> BaseUrlHttpClient:
     """The HTTP client for the API in ``settings.api_base_url``."""
-    return BaseUrlHttpClient(settings.api_base_url or TWILIO_API)
+    base = settings.api_base_url or TWILIO_API
+    parts = urlsplit(base)
+    if parts.scheme not in ("https", "http") or not parts.netloc or parts.query:
+        raise ConfigError(
+            f"TWILIO_API_BASE_URL={base!r}: give the scheme and host of the API, like {TWILIO_API}"
+        )
+    return BaseUrlHttpClient(base)
 
 
 def rest_client(settings: Settings, http_client: TwilioHttpClient | None = None) -> Client:
@@ -178,7 +184,7 @@ def call(client: Client, settings: Settings, action: Callable[[], T]) -> T:
         code = int(exc.code) if isinstance(exc.code, int) else None
         raise TwilioApiError(line, status=exc.status, code=code) from None
     except TwilioException as exc:
-        raise TwilioApiError(f"Twilio's API failed: {exc}") from None
+        raise TwilioApiError(f"Twilio's API failed: {' '.join(str(exc).split())}") from None
     except requests.RequestException as exc:
         reason = type(exc).__name__
         raise TwilioApiError(f"cannot reach {settings.api_base_url}: {reason}") from None
@@ -284,7 +290,22 @@ def e164(number: str) -> str:
     return "+" + digits
 
 
-def configure_number(settings: Settings, number: str, base_url: str) -> list[NumberChange]:
+@dataclass(frozen=True)
+class ConfiguredNumber:
+    """What configure_number did: the number, its SID, each setting's change, and whether
+    Twilio lists the number as able to receive SMS at all."""
+
+    number: str
+    sid: str
+    changes: list[NumberChange]
+    can_sms: bool
+
+    @property
+    def sms_url(self) -> str:
+        return self.changes[0].after
+
+
+def configure_number(settings: Settings, number: str, base_url: str) -> ConfiguredNumber:
     """Point ``number``'s incoming messages (POST) and status callback at ``base_url``.
 
     Returns each setting with its previous and new value. Raises TwilioApiError when the number
@@ -324,4 +345,10 @@ def configure_number(settings: Settings, number: str, base_url: str) -> list[Num
         ),
     )
     log.info("pointed %s (%s) at %s", mask_number(wanted), record.sid, base)
-    return [NumberChange(name, before, after) for name, (before, after) in targets.items()]
+    capabilities = record.capabilities if isinstance(record.capabilities, dict) else {}
+    return ConfiguredNumber(
+        number=wanted,
+        sid=str(record.sid),
+        changes=[NumberChange(name, before, after) for name, (before, after) in targets.items()],
+        can_sms=bool(capabilities.get("sms", True)),
+    )
