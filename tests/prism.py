@@ -12,10 +12,15 @@ from pathlib import Path
 
 import pytest
 import requests
+from click.testing import CliRunner
+from click.testing import Result
+
+from textback.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = "twilio_api_v2010.json"
 STARTUP_SECONDS = 120
+ACCOUNT = "AC" + "a" * 32
 
 
 def openapi_dir() -> Path:
@@ -76,3 +81,17 @@ def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> Result:
+    return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
+
+
+def cli_env(base_url: str, database_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "TWILIO_ACCOUNT_SID": ACCOUNT,
+        "TWILIO_AUTH_TOKEN": "secret-token",
+        "TWILIO_API_BASE_URL": base_url,
+        "DATABASE_URL": database_url,
+        **extra,
+    }

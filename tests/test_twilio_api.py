@@ -1,23 +1,17 @@
-"""Twilio's REST API: sending and configure-number against Prism (Twilio's own OpenAPI contract),
-error lines from a fake HTTP client answering like Twilio, and ngrok's agent API stand-in."""
+"""Twilio's REST API: the client, sending, and Twilio's errors as one line; from a fake HTTP
+client answering like Twilio, and against Prism (Twilio's own OpenAPI contract)."""
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
-from http.server import HTTPServer
 from pathlib import Path
 from typing import Any
-from typing import ClassVar
 
 import pytest
-import requests
 from click.testing import CliRunner
-from click.testing import Result
 from sqlalchemy import select
 from twilio.http import HttpClient
 from twilio.http.response import Response
@@ -30,15 +24,15 @@ from textback.db import make_engine
 from textback.errors import ConfigError
 from textback.store import Store
 from textback.store import contacts
-from textback.tunnel import ngrok_public_url
-from textback.tunnel import tunnels_url
 from textback.twilio_api import BaseUrlHttpClient
 from textback.twilio_api import TwilioApiError
 from textback.twilio_api import send_message
 
+from .prism import ACCOUNT
+from .prism import cli_env
 from .prism import prism  # noqa: F401
+from .prism import run_cli
 
-ACCOUNT = "AC" + "a" * 32
 OUR_NUMBER = "+15559990000"
 THEM = "+15550001111"
 
@@ -270,21 +264,13 @@ def test_unreachable_api_is_one_line(store: Store) -> None:
         send_message(api_settings(base), store, to=THEM, body="Hi", from_=OUR_NUMBER)
 
 
+@pytest.mark.parametrize("base", ["api.twilio.com", "ftp://api.twilio.com", "https://"])
+def test_bad_api_base_url_is_a_config_error(store: Store, base: str) -> None:
+    with pytest.raises(ConfigError, match="TWILIO_API_BASE_URL"):
+        send_message(api_settings(base), store, to=THEM, body="Hi", from_=OUR_NUMBER)
+
+
 # --- against Prism: Twilio's real API contract -----------------------------------------------
-
-
-def run_cli(args: list[str], env: dict[str, str]) -> Result:
-    return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
-
-
-def cli_env(base_url: str, database_url: str, **extra: str) -> dict[str, str]:
-    return {
-        "TWILIO_ACCOUNT_SID": ACCOUNT,
-        "TWILIO_AUTH_TOKEN": "secret-token",
-        "TWILIO_API_BASE_URL": base_url,
-        "DATABASE_URL": database_url,
-        **extra,
-    }
 
 
 @pytest.mark.prism
@@ -349,185 +335,3 @@ def test_wrong_api_base_url_is_one_line(prism: str, database_url: str) -> None: 
     assert result.exit_code == 1
     assert result.output.startswith("textback: error: not found (HTTP 404)")
     assert len(result.output.strip().splitlines()) == 1
-
-
-def prism_number(base: str) -> dict[str, Any]:
-    """The number Prism's example account owns, as the API lists it."""
-    answer = requests.get(
-        f"{base}/2010-04-01/Accounts/{ACCOUNT}/IncomingPhoneNumbers.json",
-        auth=(ACCOUNT, "secret-token"),
-        timeout=10,
-    )
-    number: dict[str, Any] = answer.json()["incoming_phone_numbers"][0]
-    return number
-
-
-@pytest.mark.prism
-def test_configure_number_prints_old_and_new_values(
-    prism: str,  # noqa: F811
-    database_url: str,
-) -> None:
-    number = prism_number(prism)
-    result = run_cli(
-        ["configure-number", number["phone_number"], "--url", "https://abc.ngrok.app/"],
-        cli_env(prism, database_url),
-    )
-    assert result.exit_code == 0, result.output
-    before = number["sms_url"] or "(empty)"
-    assert f"SmsUrl: https://abc.ngrok.app/twilio  (was: {before})" in result.output
-    before = number["status_callback"] or "(empty)"
-    assert f"StatusCallback: https://abc.ngrok.app/twilio/status  (was: {before})" in result.output
-    assert "TEXTBACK_PUBLIC_URL=https://abc.ngrok.app" in result.output
-    warned = "unable to receive SMS" in result.output
-    assert warned is not number["capabilities"]["sms"]
-
-
-@pytest.mark.parametrize(
-    ("args", "problem"),
-    [
-        (["--url", "https://a.example", "--tunnel"], "not both"),
-        ([], "no public URL"),
-        (["--url", "ftp://a.example"], "is not a public URL"),
-    ],
-)
-def test_configure_number_needs_one_public_url(
-    database_url: str, args: list[str], problem: str
-) -> None:
-    env = cli_env("http://127.0.0.1:9", database_url)
-    result = CliRunner().invoke(main, ["configure-number", "+15559990000", *args], env=env)
-    assert result.exit_code != 0
-    assert problem in result.output
-
-
-@pytest.mark.parametrize("base", ["api.twilio.com", "ftp://api.twilio.com", "https://"])
-def test_bad_api_base_url_is_a_config_error(store: Store, base: str) -> None:
-    with pytest.raises(ConfigError, match="TWILIO_API_BASE_URL"):
-        send_message(api_settings(base), store, to=THEM, body="Hi", from_=OUR_NUMBER)
-
-
-@pytest.mark.prism
-def test_configure_unknown_number_lists_the_accounts_numbers(
-    prism: str,  # noqa: F811
-    database_url: str,
-) -> None:
-    owned = prism_number(prism)["phone_number"]
-    unknown = "+15550009999" if owned != "+15550009999" else "+15550008888"
-    result = CliRunner().invoke(
-        main,
-        ["configure-number", unknown, "--url", "https://abc.ngrok.app"],
-        env=cli_env(prism, database_url),
-    )
-    assert result.exit_code == 1
-    assert f"{unknown} is not a number of account {ACCOUNT} (its numbers: {owned})" in (
-        result.output
-    )
-
-
-# --- ngrok's agent API ---------------------------------------------------------------------
-
-
-class NgrokAgent(BaseHTTPRequestHandler):
-    """Answers GET /api/tunnels like a running ngrok agent."""
-
-    tunnels: ClassVar[list[dict[str, Any]]] = []
-
-    def do_GET(self) -> None:
-        if self.path != "/api/tunnels":
-            self.send_error(404)
-            return
-        body = json.dumps({"tunnels": self.tunnels, "uri": "/api/tunnels"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def ngrok_agent() -> Iterator[Callable[[list[dict[str, Any]]], str]]:
-    servers: list[HTTPServer] = []
-
-    def start(tunnels: list[dict[str, Any]]) -> str:
-        handler = type("Agent", (NgrokAgent,), {"tunnels": tunnels})
-        server = HTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_port}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
-def tunnel(public_url: str, proto: str) -> dict[str, Any]:
-    return {
-        "name": f"command_line ({proto})",
-        "uri": "/api/tunnels/command_line",
-        "public_url": public_url,
-        "proto": proto,
-        "config": {"addr": "http://localhost:5000", "inspect": True},
-        "metrics": {},
-    }
-
-
-def test_ngrok_https_tunnel_is_found(ngrok_agent: Callable[[list[dict[str, Any]]], str]) -> None:
-    api = ngrok_agent(
-        [tunnel("http://ab12.ngrok.app", "http"), tunnel("https://ab12.ngrok.app", "https")]
-    )
-    assert ngrok_public_url({"TEXTBACK_NGROK_API": api}) == "https://ab12.ngrok.app"
-
-
-@pytest.mark.parametrize(
-    ("tunnels", "problem"),
-    [
-        ([], "has no https tunnel"),
-        ([tunnel("tcp://0.tcp.ngrok.io:1234", "tcp")], "has no https tunnel"),
-    ],
-)
-def test_ngrok_without_https_tunnel_says_so(
-    ngrok_agent: Callable[[list[dict[str, Any]]], str],
-    tunnels: list[dict[str, Any]],
-    problem: str,
-) -> None:
-    with pytest.raises(ConfigError, match=problem):
-        ngrok_public_url({"TEXTBACK_NGROK_API": ngrok_agent(tunnels)})
-
-
-def test_no_ngrok_agent_says_how_to_start_one() -> None:
-    from .prism import free_port
-
-    api = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(ConfigError, match="ngrok http 5000"):
-        ngrok_public_url({"TEXTBACK_NGROK_API": api})
-
-
-@pytest.mark.parametrize(
-    ("api", "expected"),
-    [
-        (None, "http://127.0.0.1:4040/api/tunnels"),
-        ("http://127.0.0.1:4041", "http://127.0.0.1:4041/api/tunnels"),
-        ("http://127.0.0.1:4041/api/tunnels", "http://127.0.0.1:4041/api/tunnels"),
-    ],
-)
-def test_tunnels_url(api: str | None, expected: str) -> None:
-    assert tunnels_url(api) == expected
-
-
-@pytest.mark.prism
-def test_configure_number_with_tunnel(
-    prism: str,  # noqa: F811
-    database_url: str,
-    ngrok_agent: Callable[[list[dict[str, Any]]], str],
-) -> None:
-    api = ngrok_agent([tunnel("https://cafe.ngrok.app", "https")])
-    number = prism_number(prism)["phone_number"]
-    result = run_cli(
-        ["configure-number", number, "--tunnel"],
-        cli_env(prism, database_url, TEXTBACK_NGROK_API=api),
-    )
-    assert result.exit_code == 0, result.output
-    assert f"{number}: messages now go to https://cafe.ngrok.app/twilio" in result.output

@@ -280,8 +280,8 @@ def send(to: str, body: str, from_: str | None, media: tuple[str, ...]) -> None:
 def configure_number(number: str, url: str | None, tunnel: bool) -> None:
     """Point NUMBER's incoming messages and status callbacks at this server."""
     from .config import Settings
+    from .numbers import configure_number as point_number
     from .tunnel import ngrok_public_url
-    from .twilio_api import configure_number as point_number
 
     try:
         settings = Settings.load()
