@@ -36,11 +36,11 @@ def free_port() -> int:
         return port
 
 
-def unavailable(reason: str) -> None:
-    """Skip, or fail in CI, where the API tests must run."""
+def unavailable(what: str) -> None:
+    """Skip for want of ``what``; fail in CI, where the API tests must run."""
     if os.environ.get("CI"):
-        pytest.fail(f"CI needs {reason}")
-    pytest.skip(reason)
+        pytest.fail(f"CI needs {what}")
+    pytest.skip(f"the API tests need {what}")
 
 
 @pytest.fixture(scope="session")
