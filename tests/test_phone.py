@@ -266,3 +266,38 @@ def test_admin_may_use_the_phone_in_production(make_app: Callable[..., Flask]) -
     )
     assert answer.status_code == 200
     assert answer.get_json()["exchange"]["replies"][0]["text"] == "Hello back to you!"
+
+
+@pytest.mark.parametrize(
+    ("settings", "base_url", "headers"),
+    [
+        ({}, "http://localhost/sms", {}),
+        (
+            {"TEXTBACK_TRUSTED_PROXIES": "1"},
+            "http://10.0.0.5:8000",
+            {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "bot.example.com"},
+        ),
+    ],
+)
+def test_phone_behind_a_prefix_or_proxy_signs_the_url_twilio_would(
+    make_app: Callable[..., Flask],
+    settings: dict[str, str],
+    base_url: str,
+    headers: dict[str, str],
+) -> None:
+    client = make_app(TEXTBACK_MODE="development", **settings).test_client()
+    page = client.get("/phone", base_url=base_url, headers=headers)
+    html = page.get_data(as_text=True)
+    prefix = "/sms" if base_url.endswith("/sms") else ""
+    assert f'src="{prefix}/phone/static/phone.js"' in html
+    token = re.search(r'name="csrf-token" content="([^"]+)"', html)
+    assert token is not None
+    origin = "https://bot.example.com" if headers else "http://localhost"
+    answer = client.post(
+        "/phone/send",
+        json={"from": ALICE, "body": "Hello"},
+        headers={"X-CSRF-Token": token.group(1), "Origin": origin, **headers},
+        base_url=base_url,
+    )
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["exchange"]["replies"][0]["text"] == "Hello back to you!"
