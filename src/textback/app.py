@@ -62,9 +62,11 @@ def create_app(config: Mapping[str, object] | None = None, *, bot: Bot | None = 
     checker = SignatureChecker(settings.auth_tokens) if settings.signature_validation else None
     app.extensions["textback"] = Textback(settings, bot or Bot(), rules, Store(engine), checker)
 
+    from .web import phone
     from .web import webhook
 
     app.register_blueprint(webhook.bp)
+    app.register_blueprint(phone.bp)
     _announce(settings)
     return app
 

@@ -8,11 +8,18 @@ Installing textback registers it (entry point ``pytest11``). A test reads::
 
 The app is built from your configuration (your ``textback.toml`` or ``TEXTBACK_RULES``, and the
 ``Bot`` your ``textback_bot`` fixture returns), with a throw-away database, and every message
-goes through the real ``POST /twilio`` route with a real signature.
+goes through the real ``POST /twilio`` route with a real signature. ``textback.toml`` is looked
+for in the current directory, then in pytest's root directory (where your ``pyproject.toml``
+is), so ``pytest`` finds it from any folder of your project.
+
+Besides ``send``, the phone has helpers for pictures (``mms``), the carrier words (``stop``,
+``start``), delivery reports (``status``, ``report``), Twilio's retries (``replay``) and for
+looking at what was stored (``messages``, ``is_opted_out``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,17 +28,22 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import and_
+from sqlalchemy import select
 
 from .app import create_app
 from .bot import Bot
 from .simulator import DEFAULT_FROM
 from .simulator import DEFAULT_TO
 from .simulator import inbound_form
+from .simulator import new_sid
 from .simulator import signed_request
 from .simulator import status_form
+from .store import contacts
 from .twiml import parse_twiml
 
 TEST_TOKEN = "textback-test-token"
+RULES_FILE = "textback.toml"
 
 
 @dataclass(frozen=True)
@@ -55,14 +67,29 @@ class PhoneReply:
 
 
 class Phone:
-    """A fake phone that texts an app through its real webhook route, signing every request."""
+    """A fake phone that texts an app through its real webhook route, signing every request.
 
-    def __init__(self, app: Flask, token: str, *, public_url: str | None = None) -> None:
+    ``number`` is who the phone is (``from_`` of every message unless given); ``to`` is the
+    number it texts.
+    """
+
+    def __init__(
+        self,
+        app: Flask,
+        token: str,
+        *,
+        public_url: str | None = None,
+        number: str = DEFAULT_FROM,
+        to: str = DEFAULT_TO,
+    ) -> None:
         self.app = app
         self.client = app.test_client()
         self.token = token
         self.base = public_url or "http://localhost"
+        self.number = number
+        self.to = to
         self.last_form: list[tuple[str, str]] = []
+        self.sent: dict[str, list[tuple[str, str]]] = {}
 
     def post(self, path: str, pairs: Sequence[tuple[str, str]], *, token: str | None = None) -> Any:
         """POST a signed form to ``path`` (signed with ``token``, the app's token by default)."""
@@ -73,35 +100,116 @@ class Phone:
         self,
         body: str,
         *,
-        from_: str = DEFAULT_FROM,
-        to: str = DEFAULT_TO,
+        from_: str | None = None,
+        to: str | None = None,
         media: Sequence[tuple[str, str] | str] = (),
         sid: str | None = None,
         extra: Sequence[tuple[str, str]] = (),
     ) -> PhoneReply:
-        """Text ``body`` to the app and return its reply."""
+        """Text ``body`` to the app and return its reply.
+
+        ``media`` are picture URLs (or (URL, content type) pairs); ``sid`` fixes the
+        MessageSid; ``extra`` adds form parameters (a WhatsApp ``ProfileName``, say).
+        """
         pictures = [(m, "image/jpeg") if isinstance(m, str) else m for m in media]
-        form = inbound_form(body, from_=from_, to=to, media=pictures, sid=sid, extra=extra)
+        form = inbound_form(
+            body,
+            from_=from_ or self.number,
+            to=to or self.to,
+            media=pictures,
+            sid=sid,
+            extra=extra,
+        )
         return self._deliver(form)
 
-    def replay(self) -> PhoneReply:
-        """Deliver the last message again, as Twilio does when it retries a webhook."""
-        return self._deliver(self.last_form)
+    def mms(
+        self,
+        *urls: str,
+        body: str = "",
+        content_type: str = "image/jpeg",
+        from_: str | None = None,
+    ) -> PhoneReply:
+        """Send pictures (an MMS, MessageSid ``MM...``) with an optional ``body``."""
+        if not urls:
+            raise ValueError("mms() needs at least one picture URL")
+        return self.send(body, from_=from_, media=[(url, content_type) for url in urls])
+
+    def stop(self, *, from_: str | None = None, word: str = "STOP") -> PhoneReply:
+        """Opt out, as a person texting STOP (or another opt-out ``word``) does."""
+        return self.send(word, from_=from_)
+
+    def start(self, *, from_: str | None = None, word: str = "START") -> PhoneReply:
+        """Opt back in with START (or another opt-in ``word``)."""
+        return self.send(word, from_=from_)
+
+    def replay(self, sid: str | None = None) -> PhoneReply:
+        """Deliver a message again, as Twilio does when it retries a webhook.
+
+        Without ``sid`` the last message is replayed; with one, that earlier message.
+        """
+        if sid is None:
+            if not self.last_form:
+                raise ValueError("nothing to replay: send a message first")
+            return self._deliver(self.last_form)
+        try:
+            return self._deliver(self.sent[sid])
+        except KeyError:
+            raise ValueError(f"this phone never sent {sid}") from None
 
     def status(
         self, sid: str, status: str, *, reply_to: str | None = None, error_code: str | None = None
     ) -> int:
-        """Post a delivery status callback; returns the HTTP status."""
+        """Post a delivery status callback for message ``sid``; returns the HTTP status.
+
+        ``reply_to`` is the inbound MessageSid a TwiML reply answered (Twilio learns the reply's
+        own SID only when it is sent).
+        """
         path = "/twilio/status" + (f"?for={reply_to}" if reply_to else "")
         response = self.post(path, status_form(sid, status, error_code=error_code))
         return int(response.status_code)
 
+    def report(
+        self, reply: PhoneReply, status: str = "delivered", *, error_code: str | None = None
+    ) -> str:
+        """Report the delivery of ``reply`` as Twilio would; returns the reply's new SID.
+
+        Post later statuses of the same reply with ``phone.status(sid, ...)``.
+        """
+        sid = new_sid()
+        code = self.status(sid, status, reply_to=reply.sid, error_code=error_code)
+        if code >= 300:
+            raise AssertionError(f"the status callback was answered {code}")
+        return sid
+
+    def messages(self, number: str | None = None) -> list[Any]:
+        """The stored messages from and to ``number`` (this phone's by default), oldest first.
+
+        Each row has ``direction``, ``body``, ``media``, ``status``, ``sid``, ``source``...
+        """
+        store = self.app.extensions["textback"].store
+        return list(store.recent_messages(contact=number or self.number, limit=1000))
+
+    def is_opted_out(self, number: str | None = None) -> bool:
+        """Whether ``number`` (this phone's by default) has opted out of messages from us."""
+        engine = self.app.extensions["textback"].store.engine
+        with engine.connect() as connection:
+            opted_out = connection.execute(
+                select(contacts.c.opted_out).where(
+                    and_(
+                        contacts.c.number == (number or self.number),
+                        contacts.c.our_number == self.to,
+                    )
+                )
+            ).scalar()
+        return bool(opted_out)
+
     def _deliver(self, form: list[tuple[str, str]]) -> PhoneReply:
         self.last_form = form
+        sid = dict(form).get("MessageSid", "")
+        self.sent[sid] = form
         response = self.post("/twilio", form)
         text = response.get_data(as_text=True)
         ok = response.status_code == 200
-        sid = dict(form).get("MessageSid", "")
         return PhoneReply(response.status_code, text, parse_twiml(text) if ok else (), sid)
 
 
@@ -117,9 +225,24 @@ def textback_bot() -> Bot | None:
     return None
 
 
+def project_rules(root: Path) -> str | None:
+    """The rules file a test run uses when TEXTBACK_RULES is not set.
+
+    ``textback.toml`` in the current directory, as ``textback run`` finds it; else the one in
+    pytest's root directory, so tests started from a subfolder use the project's rules too.
+    """
+    if os.environ.get("TEXTBACK_RULES") or Path(RULES_FILE).is_file():
+        return None
+    candidate = root / RULES_FILE
+    return str(candidate) if candidate.is_file() else None
+
+
 @pytest.fixture
 def textback_app(
-    tmp_path: Path, textback_config: dict[str, object], textback_bot: Bot | None
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    textback_config: dict[str, object],
+    textback_bot: Bot | None,
 ) -> Iterator[Flask]:
     """The app the ``phone`` talks to, with a throw-away SQLite database and a test token."""
     config: dict[str, object] = {
@@ -128,6 +251,9 @@ def textback_app(
         "TWILIO_AUTH_TOKEN": TEST_TOKEN,
         "TEXTBACK_MODE": "development",
     }
+    rules = project_rules(request.config.rootpath)
+    if rules:
+        config["TEXTBACK_RULES"] = rules
     config.update(textback_config)
     app = create_app(config, bot=textback_bot)
     yield app
