@@ -225,3 +225,10 @@ def test_message_count(phone: Phone) -> None:
         phone.send(f"m{n}")
     with phone.app.extensions["textback"].store.engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(Message)).scalar() == 6
+
+
+def test_call_status_callbacks_are_acknowledged_not_stored(phone: Phone) -> None:
+    form = [("CallSid", "CA" + "1" * 32), ("CallStatus", "completed"), ("AccountSid", "AC1")]
+    assert phone.post("/twilio/status", form).status_code == 204
+    with phone.app.extensions["textback"].store.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(StatusEvent)).scalar() == 0

@@ -80,6 +80,9 @@ def status() -> Response:
     if isinstance(form, Response):
         return form
     params = dict(form)
+    if params.get("CallSid") and not params.get("MessageSid"):
+        # A voice call's status (the number's StatusCallback also serves calls): not ours.
+        return Response(status=204)
     if not (params.get("MessageSid") or params.get("SmsSid")):
         return plain("400 Bad Request: missing MessageSid", 400)
     if not (params.get("MessageStatus") or params.get("SmsStatus")):
