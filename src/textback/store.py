@@ -12,6 +12,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from datetime import UTC
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 from typing import cast
 
@@ -29,6 +30,7 @@ from .message import Inbound
 from .models import INBOUND
 from .models import OUTBOUND
 from .models import Contact
+from .models import FlowAnswer
 from .models import FlowRun
 from .models import Message
 from .models import RejectCount
@@ -38,6 +40,7 @@ messages = cast(Table, Message.__table__)
 contacts = cast(Table, Contact.__table__)
 status_events = cast(Table, StatusEvent.__table__)
 flow_runs = cast(Table, FlowRun.__table__)
+flow_answers = cast(Table, FlowAnswer.__table__)
 reject_counts = cast(Table, RejectCount.__table__)
 
 # Twilio's delivery statuses in lifecycle order: a late "sent" never replaces "delivered".
@@ -59,6 +62,11 @@ _STATUS_RANK = {
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def utc(stamp: datetime) -> datetime:
+    """Stored times are UTC; SQLite gives them back without a zone."""
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
 
 
 def clean(value: Any) -> Any:
@@ -105,7 +113,17 @@ class ContactState:
 class Answer:
     """What the caller decided for a message, ready to be stored."""
 
-    __slots__ = ("conversation", "media", "opt_out", "source", "text", "twiml")
+    __slots__ = (
+        "conversation",
+        "ended",
+        "ended_values",
+        "expire_after",
+        "media",
+        "opt_out",
+        "source",
+        "text",
+        "twiml",
+    )
 
     def __init__(
         self,
@@ -116,6 +134,9 @@ class Answer:
         twiml: str,
         opt_out: bool | None,
         conversation: Conversation | None,
+        ended: str | None = None,
+        ended_values: dict[str, str] | None = None,
+        expire_after: timedelta | None = None,
     ) -> None:
         self.text = text
         self.media = media
@@ -123,6 +144,9 @@ class Answer:
         self.twiml = twiml
         self.opt_out = opt_out
         self.conversation = conversation
+        self.ended = ended
+        self.ended_values = ended_values
+        self.expire_after = expire_after
 
 
 Decider = Callable[[Connection, ContactState], Answer]
@@ -131,8 +155,9 @@ Decider = Callable[[Connection, ContactState], Answer]
 class Store:
     """The database side of answering messages, for one engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = now) -> None:
         self.engine = engine
+        self.clock = clock  # tests move time by replacing it; conversations expire by it
         self.dialect = engine.dialect.name
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
 
@@ -141,7 +166,7 @@ class Store:
 
         A MessageSid seen before is not answered again: its stored TwiML is returned as it was.
         """
-        stamp = now()
+        stamp = self.clock()
         with self.engine.begin() as connection:
             claimed = connection.execute(
                 self._insert(messages)
@@ -205,7 +230,7 @@ class Store:
                         opted_out=answer.opt_out, opted_out_at=stamp if answer.opt_out else None
                     )
                 )
-            self._save_conversation(connection, state, answer.conversation, stamp)
+            self._save_conversation(connection, state, answer, stamp)
         return answer.twiml, True
 
     def _contact(self, connection: Connection, msg: Inbound, stamp: datetime) -> ContactState:
@@ -222,51 +247,125 @@ class Store:
             ).returning(contacts.c.id, contacts.c.opted_out)
         ).one()
         run = connection.execute(
-            select(flow_runs.c.id, flow_runs.c.state, flow_runs.c["values"])
+            select(
+                flow_runs.c.id,
+                flow_runs.c.flow,
+                flow_runs.c.state,
+                flow_runs.c["values"],
+                flow_runs.c.expires_at,
+            )
             .where(and_(flow_runs.c.contact_id == row.id, flow_runs.c.ended_at.is_(None)))
             .order_by(flow_runs.c.id.desc())
             .limit(1)
         ).first()
         if run is None:
             return ContactState(row.id, bool(row.opted_out), None, None)
-        conversation = Conversation(run.state, dict(run.values or {}))
+        if run.expires_at is not None and utc(run.expires_at) <= stamp:
+            # Expiry is lazy: the run is closed when its contact next writes.
+            self._end_run(connection, run.id, "expired", utc(run.expires_at))
+            return ContactState(row.id, bool(row.opted_out), None, None)
+        conversation = Conversation(run.state, dict(run.values or {}), run.flow)
         return ContactState(row.id, bool(row.opted_out), conversation, run.id)
 
-    def _save_conversation(
+    def _end_run(
         self,
         connection: Connection,
-        state: ContactState,
-        after: Conversation | None,
+        run_id: int,
+        status: str,
+        stamp: datetime,
+        values: dict[str, str] | None = None,
+    ) -> None:
+        changes: dict[str, Any] = {"status": status, "ended_at": stamp, "updated_at": stamp}
+        if values is not None:
+            changes["values"] = clean(values)
+        connection.execute(update(flow_runs).where(flow_runs.c.id == run_id).values(**changes))
+
+    def _save_answers(
+        self,
+        connection: Connection,
+        run_id: int,
+        before: dict[str, str],
+        after: dict[str, str],
         stamp: datetime,
     ) -> None:
-        before = state.conversation
+        """Each value that is new or changed becomes an answer with its time."""
+        rows = [
+            {"run_id": run_id, "key": clean(key), "value": clean(str(value)), "answered_at": stamp}
+            for key, value in after.items()
+            if before.get(key) != value
+        ]
+        if rows:
+            connection.execute(flow_answers.insert(), rows)
+
+    def _save_conversation(
+        self, connection: Connection, state: ContactState, answer: Answer, stamp: datetime
+    ) -> None:
+        before = state.conversation.values if state.conversation is not None else {}
+        after = answer.conversation
+        expires_at = stamp + answer.expire_after if answer.expire_after is not None else None
+        if state.run_id is not None:
+            if answer.ended is not None:
+                final = answer.ended_values
+                if final is not None:
+                    self._save_answers(connection, state.run_id, before, final, stamp)
+                self._end_run(connection, state.run_id, answer.ended, stamp, final)
+            elif after is None:  # the conversation ended without saying how
+                self._end_run(connection, state.run_id, "ended", stamp)
+            else:
+                self._save_answers(connection, state.run_id, before, after.values, stamp)
+                connection.execute(
+                    update(flow_runs)
+                    .where(flow_runs.c.id == state.run_id)
+                    .values(
+                        state=after.state,
+                        values=clean(after.values),
+                        updated_at=stamp,
+                        expires_at=expires_at,
+                    )
+                )
+                return
         if after is None:
-            if state.run_id is not None:
-                connection.execute(
-                    update(flow_runs)
-                    .where(flow_runs.c.id == state.run_id)
-                    .values(ended_at=stamp, updated_at=stamp, status="ended")
-                )
             return
-        if before is not None and state.run_id is not None:
-            if before.state != after.state or before.values != after.values:
-                connection.execute(
-                    update(flow_runs)
-                    .where(flow_runs.c.id == state.run_id)
-                    .values(state=after.state, values=clean(after.values), updated_at=stamp)
-                )
-            return
-        connection.execute(
-            flow_runs.insert().values(
+        run_id = connection.execute(
+            flow_runs.insert()
+            .values(
                 contact_id=state.contact_id,
-                flow="",
-                state=after.state,
+                flow=clean(after.flow),
+                state=clean(after.state),
                 values=clean(after.values),
                 status="open",
                 started_at=stamp,
                 updated_at=stamp,
+                expires_at=expires_at,
             )
-        )
+            .returning(flow_runs.c.id)
+        ).scalar_one()
+        self._save_answers(connection, run_id, {}, after.values, stamp)
+
+    def end_flow(self, our_number: str, number: str, status: str = "cancelled") -> bool:
+        """End the contact's open conversation with ``status``; returns whether there was one."""
+        stamp = self.clock()
+        with self.engine.begin() as connection:
+            contact_id = connection.execute(
+                select(contacts.c.id).where(
+                    and_(contacts.c.our_number == our_number, contacts.c.number == number)
+                )
+            ).scalar()
+            if contact_id is None:
+                return False
+            ended = connection.execute(
+                update(flow_runs)
+                .where(
+                    and_(
+                        flow_runs.c.contact_id == contact_id,
+                        flow_runs.c.ended_at.is_(None),
+                        (flow_runs.c.expires_at.is_(None)) | (flow_runs.c.expires_at > stamp),
+                    )
+                )
+                .values(status=status, ended_at=stamp, updated_at=stamp)
+                .returning(flow_runs.c.id)
+            ).all()
+        return bool(ended)
 
     def record_status(self, params: dict[str, Any], reply_to: str | None) -> bool:
         """Keep a status callback once per (MessageSid, status); returns whether it was new.
