@@ -62,7 +62,7 @@ class ConversationsSpec(_Strict):
 class FlowSpec(_Strict):
     name: str
     trigger: str | list[str]
-    step: list[Any]
+    step: list[Any] = []
     done: str = ""
     done_media: list[str] = []
     expire_after: str | None = None

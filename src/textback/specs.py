@@ -21,18 +21,24 @@ def check_media(media: list[str]) -> list[str]:
 
 
 def problem(exc: ValidationError, model: type[BaseModel]) -> str:
-    """A pydantic error as one line for people: unknown keys get a "did you mean"."""
-    problems = []
+    """A pydantic error as one line for people: unknown keys first, with a "did you mean".
+
+    A key reported missing because it was misspelt is mentioned once, as the suggestion.
+    """
+    unknown: list[str] = []
+    others: list[tuple[str, str]] = []
+    suggested: set[str] = set()
     for error in exc.errors():
         loc = ".".join(str(part) for part in error["loc"])
         if error["type"] == "extra_forbidden":
             close = difflib.get_close_matches(loc, list(model.model_fields), n=1)
-            problems.append(
+            suggested.update(close)
+            unknown.append(
                 f"unknown key {loc!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
             )
         elif error["type"] == "missing":
-            problems.append(f"missing key {loc!r}")
+            others.append((loc, f"missing key {loc!r}"))
         else:
             message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{loc}: {message}" if loc else message)
-    return "; ".join(problems)
+            others.append(("", f"{loc}: {message}" if loc else message))
+    return "; ".join([*unknown, *(text for loc, text in others if loc not in suggested)])
