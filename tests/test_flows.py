@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC
 from datetime import datetime
@@ -188,6 +189,35 @@ def test_stop_mid_flow_ends_it_and_silences(phone: Phone) -> None:
     assert statuses(phone.app) == [("signup", "stopped")]
 
 
+def test_help_mid_flow_keeps_the_flow_and_its_expiry(phone: Phone) -> None:
+    clock = Clock()
+    phone.app.extensions["textback"].store.clock = clock
+    phone.send("join")
+    clock.advance(hours=20)
+    assert "Reply STOP to unsubscribe" in phone.send("help").text
+    assert phone.send("Ann").text.startswith("Thanks Ann.")
+    clock.advance(hours=24, seconds=1)
+    assert phone.send("94107").text == "Text JOIN to sign up."
+    assert statuses(phone.app) == [("signup", "expired")]
+
+
+def test_twilio_advanced_opt_out_mid_flow(phone: Phone) -> None:
+    phone.send("join")
+    assert phone.send("Stop it", extra=[("OptOutType", "STOP")]).text == ""
+    assert phone.is_opted_out() and statuses(phone.app) == [("signup", "stopped")]
+
+
+def test_a_flow_removed_from_the_rules_is_forgotten(
+    make_app: Callable[..., Flask], rules_file: Callable[[str], str]
+) -> None:
+    first = Phone(make_app(TEXTBACK_RULES=rules_file(SIGNUP)), TEST_TOKEN, number=ANN)
+    first.send("join")
+    path = rules_file('[[rule]]\nkeyword = "ann"\nreply = "Hi Ann."\n')
+    second = Phone(make_app(TEXTBACK_RULES=path), TEST_TOKEN, number=ANN)
+    assert second.send("Ann").text == "Hi Ann."
+    assert statuses(second.app) == [("signup", "expired")]
+
+
 def test_leave_word_leaves(phone: Phone) -> None:
     phone.send("join")
     assert phone.send("Exit").text.startswith("OK, we've stopped here.")
@@ -246,6 +276,15 @@ def order_bot() -> Bot:
         conversation.values["size"] = choice
         return Reply(f"Thanks, one {choice} coming up.", state=END)
 
+    @bot.on(re.compile(r"^remember (?P<note>.+)$", re.I))
+    def remember(msg: Any, match: re.Match[str], conversation: Conversation) -> str:
+        conversation.values["note"] = match["note"]
+        return "Noted."
+
+    @bot.on("recall")
+    def recall(msg: Any, conversation: Conversation) -> str:
+        return conversation.values.get("note", "Nothing noted.")
+
     @bot.on("lost")
     def lost(msg: Any) -> Reply:
         return Reply("Into the void.", state="nowhere")
@@ -263,6 +302,17 @@ def test_python_conversation(make_app: Callable[..., Flask]) -> None:
     assert (run.flow, run.status, run.values) == ("", "ended", {"size": "M"})
     assert [(a.key, a.value) for a in answers(phone.app)] == [("size", "M")]
     assert phone.send("m").text != "Thanks, one M coming up."
+
+
+def test_python_handlers_keep_values_without_a_state(make_app: Callable[..., Flask]) -> None:
+    phone = Phone(make_app(bot=order_bot()), TEST_TOKEN, number=ANN)
+    assert phone.send("recall").text == "Nothing noted."
+    assert phone.send("remember the milk").text == "Noted."
+    second = Phone(make_app(bot=order_bot()), TEST_TOKEN, number=ANN)
+    assert second.send("recall").text == "the milk"
+    assert second.send("recall", from_=BOB).text == "Nothing noted."
+    [run] = runs(phone.app)
+    assert (run.flow, run.state, run.status, run.values) == ("", None, "open", {"note": "the milk"})
 
 
 def test_python_conversation_expires_and_a_state_without_handler_ends(

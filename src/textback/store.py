@@ -313,15 +313,15 @@ class Store:
                 self._end_run(connection, state.run_id, "ended", stamp)
             else:
                 self._save_answers(connection, state.run_id, before, after.values, stamp)
+                changes: dict[str, Any] = {
+                    "state": clean(after.state),
+                    "values": clean(after.values),
+                    "updated_at": stamp,
+                }
+                if expires_at is not None:  # a HELP or START mid-flow keeps the old expiry
+                    changes["expires_at"] = expires_at
                 connection.execute(
-                    update(flow_runs)
-                    .where(flow_runs.c.id == state.run_id)
-                    .values(
-                        state=after.state,
-                        values=clean(after.values),
-                        updated_at=stamp,
-                        expires_at=expires_at,
-                    )
+                    update(flow_runs).where(flow_runs.c.id == state.run_id).values(**changes)
                 )
                 return
         if after is None:
