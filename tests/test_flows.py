@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy import select
@@ -24,8 +25,13 @@ from textback.models import FlowAnswer
 from textback.models import FlowRun
 from textback.optout import START_REPLY
 from textback.optout import STOP_REPLY
+from textback.simulator import inbound_form
+from textback.simulator import signed_request
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
+from textback.twiml import parse_twiml
+
+from .conftest import LiveServer
 
 SIGNUP = r"""
 [[rule]]
@@ -149,6 +155,28 @@ def test_flow_survives_a_restart(
     second = Phone(make_app(TEXTBACK_RULES=path), TEST_TOKEN, number=ANN)
     assert second.send("94107").text == "You're signed up, Ann! Reply STOP to unsubscribe."
     assert statuses(second.app) == [("signup", "completed")]
+
+
+def test_flow_continues_after_the_http_server_restarts(
+    make_app: Callable[..., Flask],
+    rules_file: Callable[[str], str],
+    live_server: Callable[[Flask], LiveServer],
+) -> None:
+    path = rules_file(SIGNUP)
+
+    def text(server: LiveServer, body: str) -> str:
+        form = inbound_form(body, from_=ANN, to="+15559990000")
+        data, headers = signed_request(TEST_TOKEN, server.url + "/twilio", form)
+        response = requests.post(server.url + "/twilio", data=data, headers=headers, timeout=30)
+        assert response.status_code == 200
+        return "\n".join(message for message, _ in parse_twiml(response.text))
+
+    first = live_server(make_app(TEXTBACK_RULES=path))
+    assert text(first, "join") == WELCOME
+    assert text(first, "Ann").startswith("Thanks Ann.")
+    first.stop()
+    second = live_server(make_app(TEXTBACK_RULES=path))
+    assert text(second, "94107") == "You're signed up, Ann! Reply STOP to unsubscribe."
 
 
 def test_two_contacts_interleaved(phone: Phone) -> None:
