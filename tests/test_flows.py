@@ -229,6 +229,13 @@ def test_help_mid_flow_keeps_the_flow_and_its_expiry(phone: Phone) -> None:
     assert statuses(phone.app) == [("signup", "expired")]
 
 
+def test_an_operator_opt_out_ends_the_flow(phone: Phone) -> None:
+    phone.send("join")
+    phone.app.extensions["textback"].store.set_opted_out(phone.to, ANN, True)
+    assert statuses(phone.app) == [("signup", "stopped")]
+    assert phone.send("Ann").text == ""
+
+
 def test_twilio_advanced_opt_out_mid_flow(phone: Phone) -> None:
     phone.send("join")
     assert phone.send("Stop it", extra=[("OptOutType", "STOP")]).text == ""

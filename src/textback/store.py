@@ -437,8 +437,11 @@ class Store:
             )
 
     def set_opted_out(self, our_number: str, number: str, opted_out: bool) -> None:
-        """Opt a contact out or back in (admin action, or Twilio error 21610)."""
-        stamp = now()
+        """Opt a contact out or back in (admin action, or Twilio error 21610).
+
+        Opting out ends the contact's open conversation as "stopped", as a STOP does.
+        """
+        stamp = self.clock()
         statement = self._insert(contacts).values(
             our_number=our_number,
             number=number,
@@ -448,12 +451,20 @@ class Store:
             opted_out_at=stamp if opted_out else None,
         )
         with self.engine.begin() as connection:
-            connection.execute(
+            contact_id = connection.execute(
                 statement.on_conflict_do_update(
                     index_elements=["our_number", "number"],
                     set_={"opted_out": opted_out, "opted_out_at": stamp if opted_out else None},
+                ).returning(contacts.c.id)
+            ).scalar_one()
+            if opted_out:
+                connection.execute(
+                    update(flow_runs)
+                    .where(
+                        and_(flow_runs.c.contact_id == contact_id, flow_runs.c.ended_at.is_(None))
+                    )
+                    .values(status="stopped", ended_at=stamp, updated_at=stamp)
                 )
-            )
 
     def record_outbound(
         self,
