@@ -19,10 +19,10 @@ from sqlalchemy import and_
 from sqlalchemy import or_
 from sqlalchemy import select
 
+from .runs import flow_runs
+from .runs import utc
 from .store import contacts
-from .store import flow_runs
 from .store import now
-from .store import utc
 
 FIXED_COLUMNS = ("run_id", "our_number", "contact", "status", "started_at", "ended_at")
 # Spreadsheets run a cell starting with these as a formula (OWASP "CSV injection").

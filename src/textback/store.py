@@ -30,17 +30,17 @@ from .message import Inbound
 from .models import INBOUND
 from .models import OUTBOUND
 from .models import Contact
-from .models import FlowAnswer
-from .models import FlowRun
 from .models import Message
 from .models import RejectCount
 from .models import StatusEvent
+from .models import clean
+from .runs import end_open_runs
+from .runs import open_run
+from .runs import save_conversation
 
 messages = cast(Table, Message.__table__)
 contacts = cast(Table, Contact.__table__)
 status_events = cast(Table, StatusEvent.__table__)
-flow_runs = cast(Table, FlowRun.__table__)
-flow_answers = cast(Table, FlowAnswer.__table__)
 reject_counts = cast(Table, RejectCount.__table__)
 
 # Twilio's delivery statuses in lifecycle order: a late "sent" never replaces "delivered".
@@ -62,22 +62,6 @@ _STATUS_RANK = {
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def utc(stamp: datetime) -> datetime:
-    """Stored times are UTC; SQLite gives them back without a zone."""
-    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
-
-
-def clean(value: Any) -> Any:
-    """A value every database stores alike: NUL (refused by PostgreSQL) becomes U+FFFD."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
-    if isinstance(value, dict):
-        return {clean(key): clean(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean(item) for item in value]
-    return value
 
 
 def params_json(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
@@ -246,101 +230,23 @@ class Store:
                 index_elements=["our_number", "number"], set_={"last_seen": stamp}
             ).returning(contacts.c.id, contacts.c.opted_out)
         ).one()
-        run = connection.execute(
-            select(
-                flow_runs.c.id,
-                flow_runs.c.flow,
-                flow_runs.c.state,
-                flow_runs.c["values"],
-                flow_runs.c.expires_at,
-            )
-            .where(and_(flow_runs.c.contact_id == row.id, flow_runs.c.ended_at.is_(None)))
-            .order_by(flow_runs.c.id.desc())
-            .limit(1)
-        ).first()
-        if run is None:
-            return ContactState(row.id, bool(row.opted_out), None, None)
-        if run.expires_at is not None and utc(run.expires_at) <= stamp:
-            # Expiry is lazy: the run is closed when its contact next writes.
-            self._end_run(connection, run.id, "expired", utc(run.expires_at))
-            return ContactState(row.id, bool(row.opted_out), None, None)
-        conversation = Conversation(run.state, dict(run.values or {}), run.flow)
-        return ContactState(row.id, bool(row.opted_out), conversation, run.id)
-
-    def _end_run(
-        self,
-        connection: Connection,
-        run_id: int,
-        status: str,
-        stamp: datetime,
-        values: dict[str, str] | None = None,
-    ) -> None:
-        changes: dict[str, Any] = {"status": status, "ended_at": stamp, "updated_at": stamp}
-        if values is not None:
-            changes["values"] = clean(values)
-        connection.execute(update(flow_runs).where(flow_runs.c.id == run_id).values(**changes))
-
-    def _save_answers(
-        self,
-        connection: Connection,
-        run_id: int,
-        before: dict[str, str],
-        after: dict[str, str],
-        stamp: datetime,
-    ) -> None:
-        """Each value that is new or changed becomes an answer with its time."""
-        rows = [
-            {"run_id": run_id, "key": clean(key), "value": clean(str(value)), "answered_at": stamp}
-            for key, value in after.items()
-            if before.get(key) != value
-        ]
-        if rows:
-            connection.execute(flow_answers.insert(), rows)
+        conversation, run_id = open_run(connection, row.id, stamp)
+        return ContactState(row.id, bool(row.opted_out), conversation, run_id)
 
     def _save_conversation(
         self, connection: Connection, state: ContactState, answer: Answer, stamp: datetime
     ) -> None:
-        before = state.conversation.values if state.conversation is not None else {}
-        after = answer.conversation
-        expires_at = stamp + answer.expire_after if answer.expire_after is not None else None
-        if state.run_id is not None:
-            if answer.ended is not None:
-                final = answer.ended_values
-                if final is not None:
-                    self._save_answers(connection, state.run_id, before, final, stamp)
-                self._end_run(connection, state.run_id, answer.ended, stamp, final)
-            elif after is None:  # the conversation ended without saying how
-                self._end_run(connection, state.run_id, "ended", stamp)
-            else:
-                self._save_answers(connection, state.run_id, before, after.values, stamp)
-                changes: dict[str, Any] = {
-                    "state": clean(after.state),
-                    "values": clean(after.values),
-                    "updated_at": stamp,
-                }
-                if expires_at is not None:  # a HELP or START mid-flow keeps the old expiry
-                    changes["expires_at"] = expires_at
-                connection.execute(
-                    update(flow_runs).where(flow_runs.c.id == state.run_id).values(**changes)
-                )
-                return
-        if after is None:
-            return
-        run_id = connection.execute(
-            flow_runs.insert()
-            .values(
-                contact_id=state.contact_id,
-                flow=clean(after.flow),
-                state=clean(after.state),
-                values=clean(after.values),
-                status="open",
-                started_at=stamp,
-                updated_at=stamp,
-                expires_at=expires_at,
-            )
-            .returning(flow_runs.c.id)
-        ).scalar_one()
-        self._save_answers(connection, run_id, {}, after.values, stamp)
+        save_conversation(
+            connection,
+            contact_id=state.contact_id,
+            run_id=state.run_id,
+            before=state.conversation,
+            after=answer.conversation,
+            ended=answer.ended,
+            ended_values=answer.ended_values,
+            expire_after=answer.expire_after,
+            stamp=stamp,
+        )
 
     def end_flow(self, our_number: str, number: str, status: str = "cancelled") -> bool:
         """End the contact's open conversation with ``status``; returns whether there was one."""
@@ -353,19 +259,7 @@ class Store:
             ).scalar()
             if contact_id is None:
                 return False
-            ended = connection.execute(
-                update(flow_runs)
-                .where(
-                    and_(
-                        flow_runs.c.contact_id == contact_id,
-                        flow_runs.c.ended_at.is_(None),
-                        (flow_runs.c.expires_at.is_(None)) | (flow_runs.c.expires_at > stamp),
-                    )
-                )
-                .values(status=status, ended_at=stamp, updated_at=stamp)
-                .returning(flow_runs.c.id)
-            ).all()
-        return bool(ended)
+            return end_open_runs(connection, contact_id, status, stamp)
 
     def record_status(self, params: dict[str, Any], reply_to: str | None) -> bool:
         """Keep a status callback once per (MessageSid, status); returns whether it was new.
@@ -458,13 +352,7 @@ class Store:
                 ).returning(contacts.c.id)
             ).scalar_one()
             if opted_out:
-                connection.execute(
-                    update(flow_runs)
-                    .where(
-                        and_(flow_runs.c.contact_id == contact_id, flow_runs.c.ended_at.is_(None))
-                    )
-                    .values(status="stopped", ended_at=stamp, updated_at=stamp)
-                )
+                end_open_runs(connection, contact_id, "stopped", stamp)
 
     def record_outbound(
         self,
