@@ -170,14 +170,37 @@ class Bot:
         ``@bot.fallback`` handler comes before both.
         """
         conversation = conversation if conversation is not None else Conversation()
+        return (
+            self.dispatch_state(msg, conversation)
+            or self.dispatch_handlers(msg, conversation)
+            or self.dispatch_rules(msg, conversation, rules=rules, default=default)
+        )
+
+    def dispatch_state(self, msg: Inbound, conversation: Conversation) -> Outcome | None:
+        """The answer of the handler registered for the conversation's state, if there is one."""
         if conversation.state is not None and conversation.state in self.state_routes:
             route = self.state_routes[conversation.state]
             return Outcome(route.call(msg, None, conversation), f"state {route.name}")
+        return None
+
+    def dispatch_handlers(self, msg: Inbound, conversation: Conversation) -> Outcome | None:
+        """The answer of the first trigger handler that matches ``msg``, if any."""
         for route in self.routes:
             assert route.matcher is not None
             match = route.matcher.match(msg.body)
             if match is not None:
                 return Outcome(route.call(msg, match, conversation), f"handler {route.name}")
+        return None
+
+    def dispatch_rules(
+        self,
+        msg: Inbound,
+        conversation: Conversation,
+        *,
+        rules: Sequence[Route] = (),
+        default: Route | None = None,
+    ) -> Outcome:
+        """The first of ``rules`` that matches, else the fallback handler or the default."""
         for route in rules:
             assert route.matcher is not None
             match = route.matcher.match(msg.body)

@@ -127,6 +127,7 @@ def check() -> None:
     click.echo(f"mode: {settings.mode}")
     click.echo(
         f"rules: {rules.path}: {len(rules.routes)} rule(s)"
+        + (f", {len(rules.flows)} flow(s)" if rules.flows else "")
         + (", a default reply" if rules.default else "")
     )
     if not settings.signature_validation:
@@ -246,6 +247,43 @@ def messages(contact: str | None, limit: int, as_json: bool) -> None:
             other = row.from_number if row.direction == "inbound" else row.to_number
             media = f" [+{len(record['media'])} media]" if record["media"] else ""
             click.echo(f"{stamp} {arrow} {other} {row.status:<10} {row.body}{media}")
+
+
+@main.command()
+@click.argument("flow")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV (safe to open in a spreadsheet).")
+def answers(flow: str, as_csv: bool) -> None:
+    """Export the answers of FLOW: one row per completed or abandoned run."""
+    from .answers import aligned_text
+    from .answers import answer_table
+    from .answers import finished_runs
+    from .answers import write_csv
+    from .config import Settings
+    from .rules import load_rules
+
+    keys: list[str] = []
+    known = False
+    try:
+        settings = Settings.load()
+        if settings.rules_path:
+            found = load_rules(settings.rules_path).flow(flow)
+            known = found is not None
+            keys = [step.save for step in found.steps] if found is not None else []
+    except TextbackError as exc:
+        click.echo(f"warning: {exc}; columns follow the stored answers", err=True)
+    with configured_engine(create_schema=True) as engine:
+        runs = finished_runs(engine, flow)
+    if not runs and not known:
+        click.echo(f"textback: error: no flow {flow!r} in the rules and no runs of it", err=True)
+        sys.exit(1)
+    table = answer_table(runs, keys)
+    if as_csv:
+        write_csv(table, sys.stdout)
+        return
+    if not runs:
+        click.echo(f"no completed or abandoned runs of {flow!r} yet", err=True)
+        return
+    click.echo(aligned_text(table))
 
 
 @main.command()

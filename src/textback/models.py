@@ -136,3 +136,14 @@ class RejectCount(Base):
     hour: Mapped[datetime]
     reason: Mapped[str] = mapped_column(String(32))
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def clean(value: Any) -> Any:
+    """A value every database stores alike: NUL (refused by PostgreSQL) becomes U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {clean(key): clean(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(item) for item in value]
+    return value

@@ -6,7 +6,6 @@ Every problem is reported as ``RulesError(path, where, problem)``, e.g.
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from collections.abc import Callable
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic import ConfigDict
 from pydantic import ValidationError
 from pydantic import field_validator
 
@@ -25,6 +23,10 @@ from .bot import DEFAULT_REPLY
 from .bot import Route
 from .conversation import Conversation
 from .errors import RulesError
+from .flow_rules import parse_conversations
+from .flow_rules import parse_flows
+from .flows import ConversationSettings
+from .flows import Flow
 from .matchers import Contains
 from .matchers import Keyword
 from .matchers import Match
@@ -39,28 +41,25 @@ from .optout import START_WORDS
 from .optout import STOP_REPLY
 from .optout import STOP_WORDS
 from .optout import OptOutPolicy
+from .specs import STRICT
+from .specs import check_media
+from .specs import problem
 from .templates import MESSAGE_FIELDS
 from .templates import Template
 from .templates import TemplateError
 
-TOP_LEVEL_KEYS = ("rule", "default", "optout", "flow")
+TOP_LEVEL_KEYS = ("rule", "default", "optout", "flow", "conversations")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = STRICT
 
 
 class ReplySpec(_Strict):
     reply: str
     media: list[str] = []
 
-    @field_validator("media")
-    @classmethod
-    def _urls(cls, media: list[str]) -> list[str]:
-        for url in media:
-            if not url.startswith(("https://", "http://", "{")):
-                raise ValueError(f"media URL {url!r} must start with https:// or http://")
-        return media
+    _urls = field_validator("media")(check_media)
 
 
 class RuleSpec(ReplySpec):
@@ -85,13 +84,20 @@ MATCH_KEYS = ("keyword", "keywords", "pattern", "contains")
 
 @dataclass(frozen=True)
 class RuleSet:
-    """What a rules file says: rules in file order, the default reply, the opt-out policy."""
+    """What a rules file says: rules in file order, the default reply, the opt-out policy,
+    the flows and the ``[conversations]`` settings."""
 
     routes: tuple[Route, ...] = ()
     default: Route | None = None
     optout: OptOutPolicy = field(default_factory=OptOutPolicy)
     path: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    flows: tuple[Flow, ...] = ()
+    conversations: ConversationSettings = field(default_factory=ConversationSettings)
+
+    def flow(self, name: str) -> Flow | None:
+        """The flow called ``name``, if the file has one."""
+        return next((flow for flow in self.flows if flow.name == name), None)
 
 
 def template_reply(
@@ -131,23 +137,6 @@ def _describe(raw: Mapping[str, Any]) -> str:
         if isinstance(value, list) and value:
             return f"{key} {value[0]!r}…" if len(value) > 1 else f"{key} {value[0]!r}"
     return ""
-
-
-def _problem(exc: ValidationError, model: type[BaseModel]) -> str:
-    problems = []
-    for error in exc.errors():
-        loc = ".".join(str(part) for part in error["loc"])
-        if error["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(loc, list(model.model_fields), n=1)
-            problems.append(
-                f"unknown key {loc!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
-            )
-        elif error["type"] == "missing":
-            problems.append(f"missing key {loc!r}")
-        else:
-            message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{loc}: {message}" if loc else message)
-    return "; ".join(problems)
 
 
 def _matcher(spec: RuleSpec) -> tuple[Matcher, set[str]]:
@@ -192,7 +181,7 @@ def parse_rules(data: Mapping[str, Any], path: str) -> RuleSet:
                 )
             )
         except ValidationError as exc:
-            raise RulesError(path, where, _problem(exc, RuleSpec)) from None
+            raise RulesError(path, where, problem(exc, RuleSpec)) from None
         except (ValueError, TemplateError) as exc:
             raise RulesError(path, where, str(exc)) from None
     default = None
@@ -202,7 +191,7 @@ def parse_rules(data: Mapping[str, Any], path: str) -> RuleSet:
                 "default", None, ReplySpec.model_validate(data["default"]), set(MESSAGE_FIELDS)
             )
         except ValidationError as exc:
-            raise RulesError(path, "[default]", _problem(exc, ReplySpec)) from None
+            raise RulesError(path, "[default]", problem(exc, ReplySpec)) from None
         except (ValueError, TemplateError) as exc:
             raise RulesError(path, "[default]", str(exc)) from None
     optout = OptOutPolicy()
@@ -212,8 +201,10 @@ def parse_rules(data: Mapping[str, Any], path: str) -> RuleSet:
                 **OptOutSpec.model_validate(data["optout"]).model_dump()
             )
         except ValidationError as exc:
-            raise RulesError(path, "[optout]", _problem(exc, OptOutSpec)) from None
-    return RuleSet(tuple(routes), default, optout, path, data)
+            raise RulesError(path, "[optout]", problem(exc, OptOutSpec)) from None
+    conversations = parse_conversations(data, path, optout)
+    flows = parse_flows(data, path, conversations, optout)
+    return RuleSet(tuple(routes), default, optout, path, data, flows, conversations)
 
 
 def load_rules(path: str | Path) -> RuleSet:

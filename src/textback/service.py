@@ -62,6 +62,9 @@ class Textback:
                 twiml=twiml,
                 opt_out=decision.opt_out,
                 conversation=decision.conversation,
+                ended=decision.ended,
+                ended_values=decision.ended_values,
+                expire_after=decision.expire_after,
             )
 
         twiml, new = self.store.answer_inbound(msg, decide_and_render)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from datetime import UTC
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 from typing import cast
 
@@ -29,15 +30,17 @@ from .message import Inbound
 from .models import INBOUND
 from .models import OUTBOUND
 from .models import Contact
-from .models import FlowRun
 from .models import Message
 from .models import RejectCount
 from .models import StatusEvent
+from .models import clean
+from .runs import end_open_runs
+from .runs import open_run
+from .runs import save_conversation
 
 messages = cast(Table, Message.__table__)
 contacts = cast(Table, Contact.__table__)
 status_events = cast(Table, StatusEvent.__table__)
-flow_runs = cast(Table, FlowRun.__table__)
 reject_counts = cast(Table, RejectCount.__table__)
 
 # Twilio's delivery statuses in lifecycle order: a late "sent" never replaces "delivered".
@@ -59,17 +62,6 @@ _STATUS_RANK = {
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def clean(value: Any) -> Any:
-    """A value every database stores alike: NUL (refused by PostgreSQL) becomes U+FFFD."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
-    if isinstance(value, dict):
-        return {clean(key): clean(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean(item) for item in value]
-    return value
 
 
 def params_json(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
@@ -105,7 +97,17 @@ class ContactState:
 class Answer:
     """What the caller decided for a message, ready to be stored."""
 
-    __slots__ = ("conversation", "media", "opt_out", "source", "text", "twiml")
+    __slots__ = (
+        "conversation",
+        "ended",
+        "ended_values",
+        "expire_after",
+        "media",
+        "opt_out",
+        "source",
+        "text",
+        "twiml",
+    )
 
     def __init__(
         self,
@@ -116,6 +118,9 @@ class Answer:
         twiml: str,
         opt_out: bool | None,
         conversation: Conversation | None,
+        ended: str | None = None,
+        ended_values: dict[str, str] | None = None,
+        expire_after: timedelta | None = None,
     ) -> None:
         self.text = text
         self.media = media
@@ -123,6 +128,9 @@ class Answer:
         self.twiml = twiml
         self.opt_out = opt_out
         self.conversation = conversation
+        self.ended = ended
+        self.ended_values = ended_values
+        self.expire_after = expire_after
 
 
 Decider = Callable[[Connection, ContactState], Answer]
@@ -131,8 +139,9 @@ Decider = Callable[[Connection, ContactState], Answer]
 class Store:
     """The database side of answering messages, for one engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = now) -> None:
         self.engine = engine
+        self.clock = clock  # tests move time by replacing it; conversations expire by it
         self.dialect = engine.dialect.name
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
 
@@ -141,7 +150,7 @@ class Store:
 
         A MessageSid seen before is not answered again: its stored TwiML is returned as it was.
         """
-        stamp = now()
+        stamp = self.clock()
         with self.engine.begin() as connection:
             claimed = connection.execute(
                 self._insert(messages)
@@ -205,7 +214,7 @@ class Store:
                         opted_out=answer.opt_out, opted_out_at=stamp if answer.opt_out else None
                     )
                 )
-            self._save_conversation(connection, state, answer.conversation, stamp)
+            self._save_conversation(connection, state, answer, stamp)
         return answer.twiml, True
 
     def _contact(self, connection: Connection, msg: Inbound, stamp: datetime) -> ContactState:
@@ -221,52 +230,36 @@ class Store:
                 index_elements=["our_number", "number"], set_={"last_seen": stamp}
             ).returning(contacts.c.id, contacts.c.opted_out)
         ).one()
-        run = connection.execute(
-            select(flow_runs.c.id, flow_runs.c.state, flow_runs.c["values"])
-            .where(and_(flow_runs.c.contact_id == row.id, flow_runs.c.ended_at.is_(None)))
-            .order_by(flow_runs.c.id.desc())
-            .limit(1)
-        ).first()
-        if run is None:
-            return ContactState(row.id, bool(row.opted_out), None, None)
-        conversation = Conversation(run.state, dict(run.values or {}))
-        return ContactState(row.id, bool(row.opted_out), conversation, run.id)
+        conversation, run_id = open_run(connection, row.id, stamp)
+        return ContactState(row.id, bool(row.opted_out), conversation, run_id)
 
     def _save_conversation(
-        self,
-        connection: Connection,
-        state: ContactState,
-        after: Conversation | None,
-        stamp: datetime,
+        self, connection: Connection, state: ContactState, answer: Answer, stamp: datetime
     ) -> None:
-        before = state.conversation
-        if after is None:
-            if state.run_id is not None:
-                connection.execute(
-                    update(flow_runs)
-                    .where(flow_runs.c.id == state.run_id)
-                    .values(ended_at=stamp, updated_at=stamp, status="ended")
-                )
-            return
-        if before is not None and state.run_id is not None:
-            if before.state != after.state or before.values != after.values:
-                connection.execute(
-                    update(flow_runs)
-                    .where(flow_runs.c.id == state.run_id)
-                    .values(state=after.state, values=clean(after.values), updated_at=stamp)
-                )
-            return
-        connection.execute(
-            flow_runs.insert().values(
-                contact_id=state.contact_id,
-                flow="",
-                state=after.state,
-                values=clean(after.values),
-                status="open",
-                started_at=stamp,
-                updated_at=stamp,
-            )
+        save_conversation(
+            connection,
+            contact_id=state.contact_id,
+            run_id=state.run_id,
+            before=state.conversation,
+            after=answer.conversation,
+            ended=answer.ended,
+            ended_values=answer.ended_values,
+            expire_after=answer.expire_after,
+            stamp=stamp,
         )
+
+    def end_flow(self, our_number: str, number: str, status: str = "cancelled") -> bool:
+        """End the contact's open conversation with ``status``; returns whether there was one."""
+        stamp = self.clock()
+        with self.engine.begin() as connection:
+            contact_id = connection.execute(
+                select(contacts.c.id).where(
+                    and_(contacts.c.our_number == our_number, contacts.c.number == number)
+                )
+            ).scalar()
+            if contact_id is None:
+                return False
+            return end_open_runs(connection, contact_id, status, stamp)
 
     def record_status(self, params: dict[str, Any], reply_to: str | None) -> bool:
         """Keep a status callback once per (MessageSid, status); returns whether it was new.
@@ -338,8 +331,11 @@ class Store:
             )
 
     def set_opted_out(self, our_number: str, number: str, opted_out: bool) -> None:
-        """Opt a contact out or back in (admin action, or Twilio error 21610)."""
-        stamp = now()
+        """Opt a contact out or back in (admin action, or Twilio error 21610).
+
+        Opting out ends the contact's open conversation as "stopped", as a STOP does.
+        """
+        stamp = self.clock()
         statement = self._insert(contacts).values(
             our_number=our_number,
             number=number,
@@ -349,12 +345,14 @@ class Store:
             opted_out_at=stamp if opted_out else None,
         )
         with self.engine.begin() as connection:
-            connection.execute(
+            contact_id = connection.execute(
                 statement.on_conflict_do_update(
                     index_elements=["our_number", "number"],
                     set_={"opted_out": opted_out, "opted_out_at": stamp if opted_out else None},
-                )
-            )
+                ).returning(contacts.c.id)
+            ).scalar_one()
+            if opted_out:
+                end_open_runs(connection, contact_id, "stopped", stamp)
 
     def record_outbound(
         self,
