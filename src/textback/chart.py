@@ -91,8 +91,6 @@ def hourly_chart(hours: Sequence[HourValues], *, title: str) -> Markup:
             text = item.hour.strftime("%H:00" if every < 24 else "%a %d")
             if every < 24 and item.hour.hour == 0:
                 text = item.hour.strftime("%a %d")
-            parts.append(
-                f'<text class="axis" x="{x:.1f}" y="{HEIGHT - 6}">{escape(text)}</text>'
-            )
+            parts.append(f'<text class="axis" x="{x:.1f}" y="{HEIGHT - 6}">{escape(text)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -196,11 +196,10 @@ def admin_password_hash(value: str) -> str | None:
     An already-hashed value (``scrypt:...``, ``pbkdf2:...``, from ``textback hash-password``)
     keeps the plain password out of the environment.
     """
-    value = value.strip()
-    if not value:
+    if not value.strip():
         return None
-    if value.startswith(PASSWORD_HASH_METHODS):
-        return value
+    if value.strip().startswith(PASSWORD_HASH_METHODS):
+        return value.strip()
     return generate_password_hash(value)
 
 

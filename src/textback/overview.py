@@ -143,9 +143,7 @@ def overview(engine: Engine, *, at: datetime | None = None) -> Overview:
                 .limit(LATEST)
             )
         ]
-        failed_rows = and_(
-            messages.c.direction == OUTBOUND, messages.c.status.in_(FAILED_STATUSES)
-        )
+        failed_rows = and_(messages.c.direction == OUTBOUND, messages.c.status.in_(FAILED_STATUSES))
         failed = connection.execute(
             select(func.count()).select_from(messages).where(failed_rows)
         ).scalar_one()
