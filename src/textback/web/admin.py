@@ -71,7 +71,9 @@ def cursor(name: str) -> int | None:
 def conversations() -> str:
     """Conversations, latest first, with search and paging."""
     search = request.args.get("q", "")[:200]
-    page = inbox.conversations(textback().store.engine, search=search, before=cursor("before"))
+    page = inbox.conversations(
+        textback().store.engine, search=search, before=cursor("before"), limit=inbox.PAGE_SIZE
+    )
     return render_template(
         "admin/conversations.html", page=page, search=search, paged=cursor("before") is not None
     )
