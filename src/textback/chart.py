@@ -72,7 +72,7 @@ def hourly_chart(hours: Sequence[HourValues], *, title: str) -> Markup:
         parts.append(
             f'<line class="grid" x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - 4}" y2="{y:.1f}"/>'
             f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{round(top * fraction)}</text>"
+            f"{top * fraction:g}</text>"
         )
     for index, item in enumerate(hours):
         x = LEFT + index * slot + slot * 0.1
