@@ -47,7 +47,12 @@ def tab(browser: Any) -> Iterator[Any]:
     page = context.new_page()
     dialogs: list[str] = []
     errors: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.route("https://**/*", lambda route: route.abort())  # nothing leaves the machine
     yield page
