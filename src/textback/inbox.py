@@ -105,10 +105,16 @@ def conversations(
         inner = inner.where(contacts.c.number.like(like_pattern(wanted.digits), escape="\\"))
     elif search.strip():
         matching = select(messages.c.contact_id).where(
-            messages.c.body.ilike(like_pattern(search.strip()), escape="\\")
+            # lower() LIKE: one pass over the messages, and cheaper than ILIKE on PostgreSQL
+            func.lower(messages.c.body).like(like_pattern(search.strip().lower()), escape="\\")
         )
         inner = inner.where(contacts.c.id.in_(matching))
-    listed = inner.subquery()
+    ranked = inner.subquery()
+    # Page first (a probe of the index per contact), then fetch just those latest messages.
+    paged = select(ranked).where(ranked.c.last_id.is_not(None))
+    if before is not None:
+        paged = paged.where(ranked.c.last_id < before)
+    listed = paged.order_by(ranked.c.last_id.desc()).limit(limit + 1).subquery()
     query = (
         select(
             listed,
@@ -119,10 +125,7 @@ def conversations(
         )
         .join(messages, messages.c.id == listed.c.last_id)
         .order_by(listed.c.last_id.desc())
-        .limit(limit + 1)
     )
-    if before is not None:
-        query = query.where(listed.c.last_id < before)
     with engine.connect() as connection:
         found = list(connection.execute(query))
         flows = open_flows(connection, [row.id for row in found[:limit]])
