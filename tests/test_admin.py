@@ -253,6 +253,20 @@ def test_thread_shows_bodies_as_text(app: Flask, admin: FlaskClient) -> None:
     assert XSS not in listing
 
 
+def test_thread_pages_back(app: Flask, admin: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    phone = Phone(app, TEST_TOKEN)
+    for word in ("first", "second", "third"):
+        phone.send(word, from_=ALICE)
+    monkeypatch.setattr("textback.inbox.THREAD_SIZE", 4)
+    thread = f"/admin/conversations/{contact_id(app, ALICE)}"
+    latest = page(admin, thread)
+    assert "third" in latest and "first" not in latest and "Newest messages" not in latest
+    older = re.search(r'href="([^"]+)">← Older messages', latest)
+    assert older is not None
+    earlier = page(admin, older.group(1).replace("&amp;", "&"))
+    assert "first" in earlier and "third" not in earlier and "Newest messages" in earlier
+
+
 def test_opt_out_and_back_in(app: Flask, admin: FlaskClient) -> None:
     phone = Phone(app, TEST_TOKEN)
     phone.send("Hello", from_=ALICE)

@@ -98,7 +98,7 @@ def conversation(contact_id: int) -> str:
     return render_template(
         "admin/conversation.html",
         contact=contact,
-        thread=inbox.thread(engine, contact_id, before=cursor("before")),
+        thread=inbox.thread(engine, contact_id, before=cursor("before"), limit=inbox.THREAD_SIZE),
         runs=inbox.flow_runs_of(engine, contact_id),
         sending_problem=sending_problem(),
         max_body=MAX_BODY_CHARS,
