@@ -257,7 +257,7 @@ def test_thread_pages_back(app: Flask, admin: FlaskClient, monkeypatch: pytest.M
     phone = Phone(app, TEST_TOKEN)
     for word in ("first", "second", "third"):
         phone.send(word, from_=ALICE)
-    monkeypatch.setattr("textback.inbox.THREAD_SIZE", 4)
+    monkeypatch.setattr("textback.contact_history.THREAD_SIZE", 4)
     thread = f"/admin/conversations/{contact_id(app, ALICE)}"
     latest = page(admin, thread)
     assert "third" in latest and "first" not in latest and "Newest messages" not in latest

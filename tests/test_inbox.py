@@ -15,6 +15,7 @@ from textback import Bot
 from textback import Conversation
 from textback import Inbound
 from textback import Reply
+from textback import contact_history
 from textback import inbox
 from textback.overview import overview
 from textback.store import flow_runs
@@ -98,17 +99,17 @@ def test_thread_oldest_first_with_older_pages(phone: Phone, engine: Engine) -> N
         phone.send(word, from_=ALICE)
     phone.mms("https://example.com/cat.jpg", body="cat", from_=ALICE)
     contact_id = inbox.conversations(engine).rows[0].contact_id
-    latest = inbox.thread(engine, contact_id, limit=3)
+    latest = contact_history.thread(engine, contact_id, limit=3)
     assert [(m.inbound, m.body) for m in latest.messages][1:] == [
         (True, "cat"),
         (False, phone.messages(ALICE)[-1].body),
     ]
     assert latest.messages[1].media == [("https://example.com/cat.jpg", "image/jpeg")]
     assert latest.older is not None
-    rest = inbox.thread(engine, contact_id, before=latest.older, limit=100)
+    rest = contact_history.thread(engine, contact_id, before=latest.older, limit=100)
     assert [m.body for m in rest.messages if m.inbound] == ["one", "two", "three"]
     assert rest.older is None
-    assert inbox.contact(engine, contact_id + 1000) is None
+    assert contact_history.contact(engine, contact_id + 1000) is None
 
 
 def test_open_flow_and_its_values(phone: Phone, engine: Engine) -> None:
@@ -118,11 +119,11 @@ def test_open_flow_and_its_values(phone: Phone, engine: Engine) -> None:
     rows = {row.number: row for row in inbox.conversations(engine).rows}
     assert rows[ALICE].open_flow == "survey.city"
     assert rows[BOB].open_flow is None
-    (run,) = inbox.flow_runs_of(engine, rows[ALICE].contact_id)
+    (run,) = contact_history.flow_runs_of(engine, rows[ALICE].contact_id)
     assert run.is_open and run.status == "open"
     assert run.values == {"name": "Ada"}
     phone.send("Paris", from_=ALICE)
-    (run,) = inbox.flow_runs_of(engine, rows[ALICE].contact_id)
+    (run,) = contact_history.flow_runs_of(engine, rows[ALICE].contact_id)
     assert not run.is_open and run.status == "ended" and run.ended_at is not None
 
 
@@ -132,7 +133,7 @@ def test_an_expired_run_is_not_open(phone: Phone, engine: Engine) -> None:
         connection.execute(update(flow_runs).values(expires_at=now() - timedelta(minutes=1)))
     (row,) = inbox.conversations(engine).rows
     assert row.open_flow is None
-    (run,) = inbox.flow_runs_of(engine, row.contact_id)
+    (run,) = contact_history.flow_runs_of(engine, row.contact_id)
     assert run.status == "expired"
     assert not phone.app.extensions["textback"].store.end_flow(phone.to, ALICE)
 
@@ -144,7 +145,7 @@ def test_end_flow_cancels_only_an_open_run(app: Flask, phone: Phone, engine: Eng
     assert store.end_flow(phone.to, ALICE)
     assert not store.end_flow(phone.to, ALICE)
     (row,) = inbox.conversations(engine).rows
-    (run,) = inbox.flow_runs_of(engine, row.contact_id)
+    (run,) = contact_history.flow_runs_of(engine, row.contact_id)
     assert run.status == "cancelled" and run.ended_at is not None
     assert phone.send("Ada", from_=ALICE).text != "Your city?"
 

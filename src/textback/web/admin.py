@@ -17,6 +17,7 @@ from flask import request
 from flask import url_for
 from flask.typing import ResponseReturnValue
 
+from .. import contact_history
 from .. import inbox
 from ..chart import hourly_chart
 from ..errors import ConfigError
@@ -92,21 +93,23 @@ def sending_problem() -> str | None:
 def conversation(contact_id: int) -> str:
     """A thread as bubbles, the contact's flows, and the actions."""
     engine = textback().store.engine
-    contact = inbox.contact(engine, contact_id)
+    contact = contact_history.contact(engine, contact_id)
     if contact is None:
         abort(404)
     return render_template(
         "admin/conversation.html",
         contact=contact,
-        thread=inbox.thread(engine, contact_id, before=cursor("before"), limit=inbox.THREAD_SIZE),
-        runs=inbox.flow_runs_of(engine, contact_id),
+        thread=contact_history.thread(
+            engine, contact_id, before=cursor("before"), limit=contact_history.THREAD_SIZE
+        ),
+        runs=contact_history.flow_runs_of(engine, contact_id),
         sending_problem=sending_problem(),
         max_body=MAX_BODY_CHARS,
     )
 
 
-def _contact_or_404(contact_id: int) -> inbox.ContactInfo:
-    contact = inbox.contact(textback().store.engine, contact_id)
+def _contact_or_404(contact_id: int) -> contact_history.ContactInfo:
+    contact = contact_history.contact(textback().store.engine, contact_id)
     if contact is None:
         abort(404)
     return contact
