@@ -62,11 +62,13 @@ def create_app(config: Mapping[str, object] | None = None, *, bot: Bot | None = 
     checker = SignatureChecker(settings.auth_tokens) if settings.signature_validation else None
     app.extensions["textback"] = Textback(settings, bot or Bot(), rules, Store(engine), checker)
 
+    from .web import admin
     from .web import phone
     from .web import webhook
 
     app.register_blueprint(webhook.bp)
     app.register_blueprint(phone.bp)
+    admin.init_app(app)
     _announce(settings)
     return app
 

@@ -1,4 +1,4 @@
-"""The ``textback`` command: run, serve, check, simulate, db, messages."""
+"""The ``textback`` command: run, serve, check, simulate, db, messages, send, hash-password."""
 
 from __future__ import annotations
 
@@ -302,6 +302,26 @@ def send(to: str, body: str, from_: str | None, media: tuple[str, ...]) -> None:
             Settings.load(), Store(engine), to=to, body=body, from_=from_, media=media
         )
     click.echo(f"{sid} {status}")
+
+
+@main.command("hash-password")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="The admin password [asked for, not echoed].",
+)
+def hash_password(password: str) -> None:
+    """Print a hash of the admin password, for TEXTBACK_ADMIN_PASSWORD.
+
+    Setting the hash keeps the password itself out of the server's environment.
+    """
+    from werkzeug.security import generate_password_hash
+
+    if not password.strip():
+        raise click.UsageError("the password must not be empty")
+    click.echo(generate_password_hash(password))
 
 
 @main.command("configure-number")

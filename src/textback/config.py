@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from werkzeug.security import generate_password_hash
+
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,7 @@ DEVELOPMENT = "development"
 PRODUCTION = "production"
 DEV_TOKEN_FILE = "dev-token"
 MAX_BODY_BYTES = 64 * 1024
+PASSWORD_HASH_METHODS = ("scrypt:", "pbkdf2:")
 MISSING_TOKEN = (
     "TWILIO_AUTH_TOKEN is not set: in production textback checks every webhook's signature "
     "with it. Set it (Twilio console > Account > API keys & tokens); use `textback run` for a "
@@ -46,7 +49,8 @@ class Settings:
     api_key_sid: str | None = None
     api_key_secret: str | None = None
     api_base_url: str = "https://api.twilio.com"
-    admin_password: str | None = None
+    admin_password_hash: str | None = None
+    limiter_storage: str = "memory://"
     phone_enabled: bool = False
     secret_key: str = ""
     bot_path: str | None = None
@@ -178,11 +182,25 @@ def _build(values: Mapping[str, str]) -> Settings:
         api_key_sid=values.get("TWILIO_API_KEY") or None,
         api_key_secret=values.get("TWILIO_API_SECRET") or None,
         api_base_url=(values.get("TWILIO_API_BASE_URL") or "https://api.twilio.com").rstrip("/"),
-        admin_password=values.get("TEXTBACK_ADMIN_PASSWORD") or None,
+        admin_password_hash=admin_password_hash(values.get("TEXTBACK_ADMIN_PASSWORD", "")),
+        limiter_storage=values.get("TEXTBACK_LIMITER_STORAGE", "").strip() or "memory://",
         phone_enabled=_flag(values, "TEXTBACK_PHONE", mode == DEVELOPMENT),
         secret_key=secret_key,
         bot_path=values.get("TEXTBACK_BOT", "").strip() or None,
     )
+
+
+def admin_password_hash(value: str) -> str | None:
+    """TEXTBACK_ADMIN_PASSWORD as a werkzeug hash: kept if already one, else hashed now.
+
+    An already-hashed value (``scrypt:...``, ``pbkdf2:...``, from ``textback hash-password``)
+    keeps the plain password out of the environment.
+    """
+    if not value.strip():
+        return None
+    if value.strip().startswith(PASSWORD_HASH_METHODS):
+        return value.strip()
+    return generate_password_hash(value)
 
 
 def _instance_secret(instance_path: Path) -> str:

@@ -1,0 +1,179 @@
+"""``/admin``: conversations, one thread with its actions, and an overview. Reading needs no
+JavaScript; every action is a plain form POST with the session's CSRF token (see auth.py for
+who gets in)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from flask import Blueprint
+from flask import Flask
+from flask import abort
+from flask import flash
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask.typing import ResponseReturnValue
+
+from .. import contact_history
+from .. import inbox
+from ..chart import hourly_chart
+from ..errors import ConfigError
+from ..errors import TextbackError
+from ..overview import overview as overview_of
+from ..text import mask_number
+from ..twilio_api import rest_client
+from ..twilio_api import send_message
+from . import auth
+from . import textback
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint(
+    "admin",
+    __name__,
+    template_folder="templates",
+    static_folder="static/admin",
+    static_url_path="/admin/static",
+)
+bp.before_request(auth.guard)
+bp.after_request(auth.secure_headers)
+
+MAX_BODY_CHARS = 1600
+
+
+def init_app(app: Flask) -> None:
+    """Register the admin pages, the login and its lockout on ``app``."""
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(bp)
+    auth.init_lockout(app, app.extensions["textback"].settings.limiter_storage)
+
+
+@bp.context_processor
+def page_context() -> dict[str, object]:
+    settings = textback().settings
+    return {"csrf_token": auth.csrf_token(), "can_log_out": settings.admin_password_hash}
+
+
+@bp.app_template_filter("when")
+def when(stamp: datetime | None) -> str:
+    """A stored time as the pages show it."""
+    return stamp.strftime("%Y-%m-%d %H:%M UTC") if stamp else ""
+
+
+def cursor(name: str) -> int | None:
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+@bp.get("/admin")
+def conversations() -> str:
+    """Conversations, latest first, with search and paging."""
+    search = request.args.get("q", "")[:200]
+    page = inbox.conversations(
+        textback().store.engine, search=search, before=cursor("before"), limit=inbox.PAGE_SIZE
+    )
+    return render_template(
+        "admin/conversations.html", page=page, search=search, paged=cursor("before") is not None
+    )
+
+
+def sending_problem() -> str | None:
+    """Why a message cannot be sent from this server, or None when it can."""
+    try:
+        rest_client(textback().settings)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+@bp.get("/admin/conversations/<int:contact_id>")
+def conversation(contact_id: int) -> str:
+    """A thread as bubbles, the contact's flows, and the actions."""
+    engine = textback().store.engine
+    contact = contact_history.contact(engine, contact_id)
+    if contact is None:
+        abort(404)
+    return render_template(
+        "admin/conversation.html",
+        contact=contact,
+        thread=contact_history.thread(
+            engine, contact_id, before=cursor("before"), limit=contact_history.THREAD_SIZE
+        ),
+        runs=contact_history.flow_runs_of(engine, contact_id),
+        sending_problem=sending_problem(),
+        max_body=MAX_BODY_CHARS,
+    )
+
+
+def _contact_or_404(contact_id: int) -> contact_history.ContactInfo:
+    contact = contact_history.contact(textback().store.engine, contact_id)
+    if contact is None:
+        abort(404)
+    return contact
+
+
+def _back(contact_id: int) -> ResponseReturnValue:
+    return redirect(url_for("admin.conversation", contact_id=contact_id))
+
+
+@bp.post("/admin/conversations/<int:contact_id>/opt-out")
+def set_opt_out(contact_id: int) -> ResponseReturnValue:
+    """Opt the contact out (``opted_out=1``) or back in (``opted_out=0``)."""
+    contact = _contact_or_404(contact_id)
+    opted_out = request.form.get("opted_out") == "1"
+    textback().store.set_opted_out(contact.our_number, contact.number, opted_out)
+    log.info("admin opted %s %s", mask_number(contact.number), "out" if opted_out else "in")
+    flash("Opted out: no more messages to this contact." if opted_out else "Opted back in.")
+    return _back(contact_id)
+
+
+@bp.post("/admin/conversations/<int:contact_id>/end-flow")
+def end_flow(contact_id: int) -> ResponseReturnValue:
+    """End the contact's open flow (status ``cancelled``)."""
+    contact = _contact_or_404(contact_id)
+    if textback().store.end_flow(contact.our_number, contact.number):
+        flash("Flow ended.")
+    else:
+        flash("There was no open flow to end.", "error")
+    return _back(contact_id)
+
+
+@bp.post("/admin/conversations/<int:contact_id>/send")
+def send(contact_id: int) -> ResponseReturnValue:
+    """Send a message to the contact through Twilio's REST API."""
+    contact = _contact_or_404(contact_id)
+    body = request.form.get("body", "").strip()
+    if not body or len(body) > MAX_BODY_CHARS:
+        flash(f"Type a message of 1 to {MAX_BODY_CHARS} characters.", "error")
+    elif contact.opted_out:
+        flash("This contact has opted out: opt them back in before sending.", "error")
+    else:
+        service = textback()
+        try:
+            sid, status = send_message(
+                service.settings,
+                service.store,
+                to=contact.number,
+                body=body,
+                from_=contact.our_number,
+            )
+        except TextbackError as exc:
+            flash(f"Not sent: {exc}", "error")
+        else:
+            flash(f"Sent ({sid}, {status}).")
+    return _back(contact_id)
+
+
+@bp.get("/admin/overview")
+def overview() -> str:
+    """Messages per hour, rules hit, opt-outs, failed deliveries and refused webhooks."""
+    stats = overview_of(textback().store.engine)
+    return render_template(
+        "admin/overview.html",
+        stats=stats,
+        day_chart=hourly_chart(stats.last_day, title="Messages per hour, last 24 hours (UTC)"),
+        week_chart=hourly_chart(stats.last_week, title="Messages per hour, last 7 days (UTC)"),
+    )

@@ -1,0 +1,174 @@
+"""Who may open ``/admin``: the login, the CSRF token of its forms, the lockout, the headers.
+
+- No ``TEXTBACK_ADMIN_PASSWORD``: ``/admin`` is off (404) in production; in development it is
+  open to requests from this machine only (403 for others).
+- With a password: a login form; the session cookie is HttpOnly, SameSite=Lax and (in
+  production) Secure; logging in starts a fresh session; logging out is a POST.
+- Every POST carries the session's CSRF token in a ``csrf_token`` form field.
+- Failed logins are counted per client address with flask-limiter: after ``LOCKOUT`` failures
+  the login answers 429 until the window has passed. The count lives in
+  ``TEXTBACK_LIMITER_STORAGE`` (``memory://`` by default, so per process; use
+  ``redis://host:6379`` to share it between workers and servers).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from urllib.parse import urlsplit
+
+from flask import Blueprint
+from flask import Flask
+from flask import Response
+from flask import abort
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import session
+from flask import url_for
+from flask.typing import ResponseReturnValue
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from werkzeug.exceptions import TooManyRequests
+from werkzeug.security import check_password_hash
+
+from . import textback
+from .access import ADMIN_SESSION_KEY
+from .access import is_admin
+from .access import is_local_request
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("admin_auth", __name__, template_folder="templates")
+
+CSRF_SESSION_KEY = "textback_admin_csrf"
+CSRF_FIELD = "csrf_token"
+LOCKOUT = "5 per 15 minutes"
+LOCKED_OUT = "Too many failed logins from your address: wait 15 minutes and try again."
+WRONG_PASSWORD = "Wrong password."
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+OPEN_ENDPOINTS = frozenset({"admin_auth.login_form", "admin_auth.login", "admin.static"})
+
+
+def csrf_token() -> str:
+    """This session's token for the admin forms (made on first use)."""
+    token = session.get(CSRF_SESSION_KEY)
+    if not isinstance(token, str) or not token:
+        token = secrets.token_urlsafe(32)
+        session[CSRF_SESSION_KEY] = token
+    return token
+
+
+def csrf_ok() -> bool:
+    expected = session.get(CSRF_SESSION_KEY)
+    given = request.form.get(CSRF_FIELD, "")
+    return (
+        isinstance(expected, str)
+        and bool(expected)
+        and hmac.compare_digest(expected.encode(), given.encode())
+    )
+
+
+def guard() -> ResponseReturnValue | None:
+    """Before every admin request: the access rules above, then the CSRF check of a POST."""
+    settings = textback().settings
+    if settings.admin_password_hash is None:
+        if not settings.development:
+            abort(404)
+        if not is_local_request():
+            abort(403)
+    elif request.endpoint not in OPEN_ENDPOINTS and not is_admin():
+        if request.method != "GET":
+            abort(403)
+        return redirect(url_for("admin_auth.login_form", next=request.full_path.rstrip("?")))
+    if request.method == "POST" and not csrf_ok():
+        abort(400, "The form's CSRF token is missing or out of date: reload the page.")
+    return None
+
+
+def secure_headers(response: Response) -> Response:
+    """A strict CSP (no script at all), no sniffing, no referrer, no caching of pages."""
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    if request.endpoint != "admin.static":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+bp.before_request(guard)
+bp.after_request(secure_headers)
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after logging in: a path on this site, never another site."""
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not urlsplit(target).netloc
+    ):
+        return target
+    return url_for("admin.conversations")
+
+
+@bp.get("/admin/login")
+def login_form() -> ResponseReturnValue:
+    """The login form; without a password to check there is nothing to log in to."""
+    if textback().settings.admin_password_hash is None or is_admin():
+        return redirect(safe_next(request.args.get("next")))
+    return render_template(
+        "admin/login.html", csrf_token=csrf_token(), next=request.args.get("next", ""), error=None
+    )
+
+
+@bp.post("/admin/login")
+def login() -> ResponseReturnValue:
+    """Check the password; a success starts a new session, a failure counts toward lockout."""
+    password_hash = textback().settings.admin_password_hash
+    if password_hash is None:
+        return redirect(url_for("admin.conversations"))
+    target = request.form.get("next", "")
+    if not check_password_hash(password_hash, request.form.get("password", "")):
+        log.warning("admin login failed from %s", request.remote_addr)
+        page = render_template(
+            "admin/login.html", csrf_token=csrf_token(), next=target, error=WRONG_PASSWORD
+        )
+        return page, 401
+    session.clear()  # a new session: nothing set before the login survives it
+    session[ADMIN_SESSION_KEY] = True
+    csrf_token()
+    log.info("admin logged in from %s", request.remote_addr)
+    return redirect(safe_next(target))
+
+
+@bp.post("/admin/logout")
+def logout() -> ResponseReturnValue:
+    """Forget the login."""
+    session.clear()
+    if textback().settings.admin_password_hash is None:
+        return redirect(url_for("admin.conversations"))
+    return redirect(url_for("admin_auth.login_form"))
+
+
+@bp.errorhandler(TooManyRequests)
+def locked_out(_error: TooManyRequests) -> ResponseReturnValue:
+    page = render_template("admin/login.html", csrf_token=csrf_token(), next="", error=LOCKED_OUT)
+    return page, 429
+
+
+def failed_login(response: Response) -> bool:
+    return response.status_code == 401
+
+
+def init_lockout(app: Flask, storage: str) -> Limiter:
+    """Count failed logins per client address in ``storage`` (one limiter per app)."""
+    limiter = Limiter(get_remote_address, app=app, storage_uri=storage, strategy="moving-window")
+    app.view_functions["admin_auth.login"] = limiter.limit(LOCKOUT, deduct_when=failed_login)(login)
+    return limiter
