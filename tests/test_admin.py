@@ -21,7 +21,7 @@ from textback import Inbound
 from textback import Reply
 from textback.cli import main
 from textback.config import Settings
-from textback.store import flow_runs
+from textback.runs import flow_runs
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
 from textback.web import auth
@@ -290,6 +290,42 @@ def test_end_flow(app: Flask, admin: FlaskClient) -> None:
         (run,) = connection.execute(select(flow_runs))
     assert run.status == "cancelled" and run.ended_at is not None
     assert "no open flow" in post(admin, thread + "/end-flow").get_data(as_text=True)
+
+
+SIGNUP = """
+[[flow]]
+name = "signup"
+trigger = "join"
+done = "Signed up, {name}."
+
+[[flow.step]]
+ask = "Your name?"
+save = "name"
+
+[[flow.step]]
+ask = "ZIP, {name}?"
+save = "zip"
+"""
+
+
+def test_rules_file_flow_shows_its_answers_and_ends_from_the_page(
+    make_app: Callable[..., Flask], tmp_path: Any
+) -> None:
+    rules = tmp_path / "signup.toml"
+    rules.write_text(SIGNUP)
+    app = make_app(TEXTBACK_ADMIN_PASSWORD=FAST_HASH, TEXTBACK_RULES=str(rules))
+    client = app.test_client()
+    assert log_in(client).status_code == 302
+    phone = Phone(app, TEST_TOKEN)
+    assert phone.send("join", from_=ALICE).text == "Your name?"
+    assert phone.send("Ann", from_=ALICE).text == "ZIP, Ann?"
+    thread = f"/admin/conversations/{contact_id(app, ALICE)}"
+    html = page(client, thread)
+    assert "signup" in html and "Ann" in html and "End this flow" in html
+    assert "Flow ended." in post(client, thread + "/end-flow").get_data(as_text=True)
+    # The flow is over: the next text is not taken as the ZIP code.
+    assert phone.send("94107", from_=ALICE).text != "Signed up, Ann."
+    assert "End this flow" not in page(client, thread)
 
 
 def test_send_without_credentials_says_so(app: Flask, admin: FlaskClient) -> None:

@@ -18,7 +18,7 @@ from textback import Reply
 from textback import contact_history
 from textback import inbox
 from textback.overview import overview
-from textback.store import flow_runs
+from textback.runs import flow_runs
 from textback.store import messages
 from textback.store import now
 from textback.testing import TEST_TOKEN

@@ -8,22 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from typing import cast
 
 from sqlalchemy import Engine
-from sqlalchemy import Table
 from sqlalchemy import select
 
 from .inbox import as_utc
-from .models import FlowAnswer
+from .runs import flow_answers
+from .runs import flow_runs
 from .store import contacts
-from .store import flow_runs
 from .store import messages
 from .store import now
 
 THREAD_SIZE = 100
 RUNS_SHOWN = 10
-flow_answers = cast(Table, FlowAnswer.__table__)
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
 
+from .runs import flow_runs
 from .store import contacts
-from .store import flow_runs
 from .store import messages
 from .store import now
 

@@ -20,7 +20,6 @@ from sqlalchemy import Connection
 from sqlalchemy import Engine
 from sqlalchemy import Table
 from sqlalchemy import and_
-from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql
@@ -354,33 +353,6 @@ class Store:
             ).scalar_one()
             if opted_out:
                 end_open_runs(connection, contact_id, "stopped", stamp)
-
-    def end_flow(self, our_number: str, number: str, status: str = "cancelled") -> bool:
-        """End the contact's open flow run with ``status``; returns whether there was one.
-
-        A run is open when it has not ended and has not expired.
-        """
-        stamp = now()
-        with self.engine.begin() as connection:
-            contact_id = connection.execute(
-                select(contacts.c.id).where(
-                    and_(contacts.c.our_number == our_number, contacts.c.number == number)
-                )
-            ).scalar()
-            if contact_id is None:
-                return False
-            ended = connection.execute(
-                update(flow_runs)
-                .where(
-                    and_(
-                        flow_runs.c.contact_id == contact_id,
-                        flow_runs.c.ended_at.is_(None),
-                        or_(flow_runs.c.expires_at.is_(None), flow_runs.c.expires_at > stamp),
-                    )
-                )
-                .values(status=status, ended_at=stamp, updated_at=stamp)
-            )
-            return bool(ended.rowcount)
 
     def record_outbound(
         self,
