@@ -20,6 +20,7 @@ from textback import END
 from textback import Bot
 from textback import Conversation
 from textback import Reply
+from textback.answers import csv_safe
 from textback.cli import main
 from textback.models import FlowAnswer
 from textback.models import FlowRun
@@ -393,12 +394,31 @@ def test_answers_export(
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "run_id,our_number,contact,status,started_at,ended_at,name,zip"
-    assert lines[1].startswith(f"1,'{phone.to},'{ANN},completed,")
+    assert lines[1].startswith(f"1,{phone.to},{ANN},completed,")
     assert lines[1].endswith(",Ann,94107")
-    assert lines[2].startswith(f"2,'{phone.to},'{BOB},left,")
+    assert lines[2].startswith(f"2,{phone.to},{BOB},left,")
     assert lines[2].endswith(',"\'=HYPERLINK(""http://evil"")",')
     assert len(lines) == 3
     table = CliRunner().invoke(main, ["answers", "signup"], env=env)
     assert table.exit_code == 0 and "Ann" in table.output and "completed" in table.output
     unknown = CliRunner().invoke(main, ["answers", "nope"], env=env)
     assert unknown.exit_code == 1 and "no flow 'nope'" in unknown.output
+
+
+@pytest.mark.parametrize(
+    ("cell", "safe"),
+    [
+        ("=1+1", "'=1+1"),
+        ('=HYPERLINK("http://evil")', '\'=HYPERLINK("http://evil")'),
+        ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("+15550001111", "+15550001111"),
+        ("-3", "-3"),
+        ("+1 555 000", "+1 555 000"),
+        ("Ann", "Ann"),
+    ],
+)
+def test_csv_cells_cannot_run(cell: str, safe: str) -> None:
+    assert csv_safe(cell) == safe

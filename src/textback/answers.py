@@ -8,6 +8,7 @@ ended, cancelled). A run whose expiry passed but whose contact never wrote again
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +28,7 @@ from .store import now
 FIXED_COLUMNS = ("run_id", "our_number", "contact", "status", "started_at", "ended_at")
 # Spreadsheets run a cell starting with these as a formula (OWASP "CSV injection").
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:[ .]\d+)*")
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,14 @@ def answer_table(runs: Sequence[Any], keys: Sequence[str] = ()) -> AnswerTable:
 
 
 def csv_safe(cell: str) -> str:
-    """A cell a spreadsheet shows as text: a leading ``= + - @``, tab or CR gets a ``'``."""
-    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
+    """A cell a spreadsheet cannot run: a leading ``= + - @``, tab or CR gets a ``'``.
+
+    A plain number such as a phone number (``+15550001111``, ``-3``) is left alone: a
+    spreadsheet can only read it as a number, and escaping it would change the data.
+    """
+    if cell.startswith(_FORMULA_STARTS) and _PLAIN_NUMBER.fullmatch(cell) is None:
+        return "'" + cell
+    return cell
 
 
 def write_csv(table: AnswerTable, out: IO[str]) -> None:
