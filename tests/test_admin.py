@@ -6,6 +6,9 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +22,7 @@ from werkzeug.security import generate_password_hash
 from textback import Bot
 from textback import Inbound
 from textback import Reply
+from textback import admin_sessions
 from textback.cli import main
 from textback.config import Settings
 from textback.runs import flow_runs
@@ -138,6 +142,49 @@ def test_log_in_starts_a_new_secure_session(app: Flask) -> None:
     )
     assert logout.headers["Location"] == "/admin/login"
     assert client.get("/admin", base_url=HTTPS).status_code == 302
+
+
+def copy_of_cookie(client: FlaskClient, app: Flask) -> FlaskClient:
+    """A second browser holding a copy of ``client``'s session cookie."""
+    thief = app.test_client()
+    with client.session_transaction(base_url=HTTPS) as original:
+        stolen = dict(original)
+    with thief.session_transaction(base_url=HTTPS) as copied:
+        copied.update(stolen)
+    return thief
+
+
+def test_logging_out_ends_every_copy_of_the_cookie(app: Flask, admin: FlaskClient) -> None:
+    thief = copy_of_cookie(admin, app)
+    assert thief.get("/admin", base_url=HTTPS).status_code == 200
+    admin.post(
+        "/admin/logout", data={"csrf_token": token_in(page(admin, "/admin"))}, base_url=HTTPS
+    )
+    assert thief.get("/admin", base_url=HTTPS).status_code == 302
+
+
+def test_changing_the_password_ends_every_login(
+    make_app: Callable[..., Flask], database_url: str
+) -> None:
+    app = make_app(TEXTBACK_ADMIN_PASSWORD=FAST_HASH)
+    client = app.test_client()
+    assert log_in(client).status_code == 302
+    assert client.get("/admin", base_url=HTTPS).status_code == 200
+    other_hash = generate_password_hash("another one", "pbkdf2:sha256:1000")
+    restarted = make_app(TEXTBACK_ADMIN_PASSWORD=other_hash)
+    thief = copy_of_cookie(client, restarted)
+    assert thief.get("/admin", base_url=HTTPS).status_code == 302
+    same = make_app(TEXTBACK_ADMIN_PASSWORD=FAST_HASH)  # a restart with the same password
+    assert copy_of_cookie(client, same).get("/admin", base_url=HTTPS).status_code == 200
+
+
+def test_a_login_lasts_twelve_hours(app: Flask) -> None:
+    engine = app.extensions["textback"].store.engine
+    start = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    token = admin_sessions.start(engine, FAST_HASH, now=start)
+    assert admin_sessions.is_valid(engine, token, FAST_HASH, now=start + timedelta(hours=11))
+    assert not admin_sessions.is_valid(engine, token, FAST_HASH, now=start + timedelta(hours=12))
+    assert not admin_sessions.is_valid(engine, "not-a-token", FAST_HASH, now=start)
 
 
 def test_wrong_password_is_refused(app: Flask) -> None:
@@ -396,3 +443,20 @@ def test_plain_password_logs_in(make_app: Callable[..., Flask]) -> None:
 
 def test_unknown_conversation_is_404(admin: FlaskClient) -> None:
     assert admin.get("/admin/conversations/999", base_url=HTTPS).status_code == 404
+    huge = "99999999999999999999999"
+    assert admin.get(f"/admin/conversations/{huge}", base_url=HTTPS).status_code == 404
+
+
+@pytest.mark.parametrize("before", ["\u00b2", "99999999999999999999999", "-1", "x", ""])
+def test_odd_paging_positions_are_ignored(app: Flask, admin: FlaskClient, before: str) -> None:
+    Phone(app, TEST_TOKEN).send("hi", from_=ALICE)
+    thread = f"/admin/conversations/{contact_id(app, ALICE)}"
+    assert ALICE in page(admin, f"/admin?before={before}")
+    assert "hi" in page(admin, f"{thread}?before={before}")
+
+
+def test_refusals_before_a_view_carry_the_headers(app: Flask, admin: FlaskClient) -> None:
+    response = admin.get("/admin/logout", base_url=HTTPS)
+    assert response.status_code == 405
+    assert response.headers["Content-Security-Policy"] == auth.CONTENT_SECURITY_POLICY
+    assert "Content-Security-Policy" not in admin.get("/", base_url=HTTPS).headers

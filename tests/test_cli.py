@@ -23,6 +23,7 @@ from textback.security import sign
 from textback.simulator import inbound_form
 
 TEXTBACK = [sys.executable, "-m", "textback.cli"]
+HEAD = "0002"
 
 
 @pytest.fixture
@@ -54,6 +55,14 @@ def test_simulate_in_process_then_messages_json(env: dict[str, str]) -> None:
     assert code == 0 and "Hi! Not quite sure" in output and "Hello" not in output
 
 
+def test_messages_cannot_drive_the_terminal(env: dict[str, str]) -> None:
+    invoke(env, "simulate", "\x1b[2Jhi\rthere\nfake line", "--from", "+15551230000")
+    code, output = invoke(env, "messages", "--contact", "+15551230000")
+    assert code == 0 and "\x1b" not in output and "\r" not in output
+    assert "\\x1b[2Jhi\\x0dthere⏎fake line" in output
+    assert len(output.splitlines()) == 2  # the message and its reply, one line each
+
+
 def test_simulate_raw_prints_twiml(env: dict[str, str]) -> None:
     code, output = invoke(env, "simulate", "Hello", "--raw")
     assert code == 0 and output.startswith("<?xml") and "<Message>Hello back" in output
@@ -75,6 +84,20 @@ def test_check_names_the_problem(env: dict[str, str], tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+def test_check_imports_the_bot(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "checkbot.py").write_text(
+        "from textback import Bot\nbot = Bot()\nbot.on('hi')(lambda msg: 'yo')\nnot_a_bot = 1\n"
+    )
+    code, output = invoke({**env, "TEXTBACK_BOT": "checkbot:bot"}, "check")
+    assert code == 0 and "bot: checkbot:bot: 1 handler(s)" in output
+    for setting, problem in [
+        ("nope:bot", "cannot import 'nope'"),
+        ("checkbot:not_a_bot", "is not a Bot"),
+    ]:
+        result = CliRunner().invoke(main, ["check"], env={**env, "TEXTBACK_BOT": setting})
+        assert result.exit_code == 1 and problem in result.output, result.output
+
+
 def test_check_in_production_without_token_fails(env: dict[str, str]) -> None:
     result = CliRunner().invoke(main, ["check"], env={**env, "TEXTBACK_MODE": "production"})
     assert result.exit_code == 1 and "TWILIO_AUTH_TOKEN is not set" in result.output
@@ -83,7 +106,7 @@ def test_check_in_production_without_token_fails(env: dict[str, str]) -> None:
 def test_db_upgrade_and_schema_behind(env: dict[str, str]) -> None:
     assert invoke(env, "db", "upgrade")[0] == 0
     code, output = invoke(env, "db", "current")
-    assert code == 0 and "current: 0001" in output
+    assert code == 0 and f"current: {HEAD}" in output
     engine = make_engine(env["DATABASE_URL"])
     with engine.begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = '0000'"))
@@ -95,7 +118,7 @@ def test_db_upgrade_and_schema_behind(env: dict[str, str]) -> None:
         assert code == 1
     finally:
         with engine.begin() as connection:
-            connection.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+            connection.execute(text(f"UPDATE alembic_version SET version_num = '{HEAD}'"))
         engine.dispose()
 
 

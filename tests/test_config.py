@@ -93,3 +93,15 @@ def test_public_url_trailing_slash_is_dropped(tmp_path: Path) -> None:
         environ={},
     )
     assert settings.public_url == "https://abc.ngrok.app"
+
+
+def test_default_database_is_private(tmp_path: Path) -> None:
+    app = create_app({"TEXTBACK_INSTANCE": str(tmp_path / "instance"), "TWILIO_AUTH_TOKEN": "t"})
+    try:
+        app.test_client().get("/")
+        for name in ("textback.db", "textback.db-wal", "textback.db-shm"):
+            path = tmp_path / "instance" / name
+            assert not path.exists() or stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, name
+        assert (tmp_path / "instance" / "textback.db").exists()
+    finally:
+        app.extensions["textback"].store.engine.dispose()

@@ -145,6 +145,11 @@ BAD = [
         "flow 1 ('signup'), step 1: media: media URL 'ftp://x' must start with https://",
     ),
     ('flow = "signup"\n', "flow: write flows as [[flow]] tables"),
+    (FLOW.replace('name = "signup"', 'name = ""'), "flow 1 (''): name: name = '': give the flow"),
+    (
+        FLOW.replace('name = "signup"', 'name = "a:b"'),
+        "flow 1 ('a:b'): name: name = 'a:b': at most",
+    ),
 ]
 
 

@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.security import generate_password_hash
 
 from textback import Bot
 from textback import Reply
+from textback import admin_sessions
 from textback.simulator import DEFAULT_TO
 from textback.web.access import ADMIN_SESSION_KEY
 from textback.web.phone import CONTACTS
@@ -250,10 +252,19 @@ def test_who_may_open_the_phone(
 
 
 def test_admin_may_use_the_phone_in_production(make_app: Callable[..., Flask]) -> None:
-    app = make_app(TEXTBACK_MODE="production", TEXTBACK_PHONE="on")
+    password_hash = generate_password_hash("pw", "pbkdf2:sha256:1000")
+    app = make_app(
+        TEXTBACK_MODE="production", TEXTBACK_PHONE="on", TEXTBACK_ADMIN_PASSWORD=password_hash
+    )
     client = app.test_client()
+    forged = app.test_client()
+    with forged.session_transaction() as session:
+        session[ADMIN_SESSION_KEY] = "made-up"  # a token that was never a login
+    assert forged.get("/phone", base_url="https://localhost").status_code == 302
     with client.session_transaction() as session:
-        session[ADMIN_SESSION_KEY] = True
+        session[ADMIN_SESSION_KEY] = admin_sessions.start(
+            app.extensions["textback"].store.engine, password_hash
+        )
     page = client.get("/phone", base_url="https://localhost")
     assert page.status_code == 200
     token = re.search(r'name="csrf-token" content="([^"]+)"', page.get_data(as_text=True))

@@ -5,6 +5,7 @@ import pytest
 from textback.text import mask_number
 from textback.text import normalize_command
 from textback.text import normalize_keyword
+from textback.text import terminal_safe
 from textback.text import xml_safe
 
 
@@ -56,3 +57,17 @@ def test_xml_safe_drops_only_forbidden_characters() -> None:
 )
 def test_mask_number_keeps_two_digits(number: str, masked: str) -> None:
     assert mask_number(number) == masked
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        ("\x1b[2J\x1b]0;pwned\x07", "\\x1b[2J\\x1b]0;pwned\\x07"),
+        ("fake\rOVERWRITE", "fake\\x0dOVERWRITE"),
+        ("two\nlines", "two⏎lines"),
+        ("\x9b31m", "\\x9b31m"),
+        ("Hola 👩‍👩‍👧 ¿qué tal?", "Hola 👩‍👩‍👧 ¿qué tal?"),
+    ],
+)
+def test_terminal_safe(body: str, shown: str) -> None:
+    assert terminal_safe(body) == shown

@@ -24,6 +24,7 @@ from .runs import flow_runs
 from .runs import utc
 from .store import contacts
 from .store import now
+from .text import terminal_safe
 
 FIXED_COLUMNS = ("run_id", "our_number", "contact", "status", "started_at", "ended_at")
 # Spreadsheets run a cell starting with these as a formula (OWASP "CSV injection").
@@ -115,8 +116,8 @@ def write_csv(table: AnswerTable, out: IO[str]) -> None:
 
 
 def aligned_text(table: AnswerTable) -> str:
-    """The table as aligned columns for a terminal; line breaks in answers are shown as ⏎."""
-    cells = [table.header, *(tuple(c.replace("\n", "⏎") for c in row) for row in table.rows)]
+    """The table as aligned columns for a terminal; control characters are made visible."""
+    cells = [table.header, *(tuple(terminal_safe(c) for c in row) for row in table.rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(table.header))]
     lines = ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells)
     return "\n".join(line.rstrip() for line in lines)

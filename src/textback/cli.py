@@ -19,6 +19,7 @@ from flask import Flask
 from sqlalchemy import Engine
 
 from .errors import TextbackError
+from .text import terminal_safe
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -109,6 +110,7 @@ def serve(bind: str, workers: int | None) -> None:
 @main.command()
 def check() -> None:
     """Validate the configuration, the rules file and the database schema."""
+    from .app import import_bot
     from .config import MISSING_TOKEN
     from .config import Settings
     from .db import current_revision
@@ -120,11 +122,14 @@ def check() -> None:
     try:
         settings = Settings.load()
         rules = load_rules(settings.rules_path) if settings.rules_path else default_rules()
+        bot = import_bot(settings.bot_path) if settings.bot_path else None
         engine = make_engine(settings.database_url)
     except TextbackError as exc:
         fail(exc)
         return
     click.echo(f"mode: {settings.mode}")
+    if bot is not None:
+        click.echo(f"bot: {settings.bot_path}: {len(bot.routes)} handler(s)")
     click.echo(
         f"rules: {rules.path}: {len(rules.routes)} rule(s)"
         + (f", {len(rules.flows)} flow(s)" if rules.flows else "")
@@ -246,7 +251,7 @@ def messages(contact: str | None, limit: int, as_json: bool) -> None:
             stamp = row.created_at.strftime("%Y-%m-%d %H:%M:%S")
             other = row.from_number if row.direction == "inbound" else row.to_number
             media = f" [+{len(record['media'])} media]" if record["media"] else ""
-            click.echo(f"{stamp} {arrow} {other} {row.status:<10} {row.body}{media}")
+            click.echo(terminal_safe(f"{stamp} {arrow} {other} {row.status:<10} {row.body}{media}"))
 
 
 @main.command()

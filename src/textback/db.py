@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -30,6 +31,16 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 _ADVISORY_LOCK_ID = 0x7E47BAC  # any constant: serialises migrations across servers
 
 
+def _create_private(database: Path) -> None:
+    """Create a new SQLite file readable by its owner only: it holds every message and number.
+
+    SQLite gives the -wal and -shm files the same permissions as the database file.
+    """
+    database.parent.mkdir(parents=True, exist_ok=True)
+    if not database.exists():
+        os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys.
 
@@ -46,7 +57,7 @@ def make_engine(url: str) -> Engine:
     options: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(parsed.database))
         options["connect_args"] = {
             "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
             "check_same_thread": False,

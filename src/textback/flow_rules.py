@@ -52,6 +52,9 @@ class _Strict(BaseModel):
     model_config = STRICT
 
 
+MAX_NAME = 100
+
+
 class ConversationsSpec(_Strict):
     leave: list[str] = list(DEFAULT_LEAVE_WORDS)
     leave_reply: str = DEFAULT_LEAVE_REPLY
@@ -71,6 +74,15 @@ class FlowSpec(_Strict):
     rule_keywords: Literal["answer", "leave"] | None = None
 
     _urls = field_validator("done_media")(check_media)
+
+    @field_validator("name")
+    @classmethod
+    def _named(cls, name: str) -> str:
+        if not name.strip() or name != name.strip() or not name.isprintable():
+            raise ValueError(f"name = {name!r}: give the flow a name, like 'signup'")
+        if len(name) > MAX_NAME or ":" in name:
+            raise ValueError(f"name = {name!r}: at most {MAX_NAME} characters, no ':'")
+        return name
 
 
 class StepSpec(_Strict):

@@ -147,3 +147,18 @@ def clean(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [clean(item) for item in value]
     return value
+
+
+class AdminSession(Base):
+    """A login to the admin view. The browser's cookie holds a token; only its hash is kept.
+
+    Logging out ends the row, so a copied cookie stops working; ``password_key`` ties the
+    login to the password it was made with, so changing the password logs everyone out.
+    """
+
+    __tablename__ = "admin_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]

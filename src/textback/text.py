@@ -52,3 +52,19 @@ def mask_number(number: str) -> str:
         return "*" * len(number)
     prefix = number[: number.index("+") + 1] if "+" in number[:10] else ""
     return prefix + "*" * (len(number) - len(prefix) - 2) + number[-2:]
+
+
+# C0 and C1 control characters, DEL included: a terminal would act on them.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """Text fit to print on an operator's terminal: a message cannot move the cursor, clear the
+    screen or fake a line of its own. A line break shows as ⏎, other control characters as
+    ``\\x1b``-style escapes; everything else (emoji, any script) is kept."""
+
+    def visible(found: re.Match[str]) -> str:
+        char = found.group()
+        return "⏎" if char == "\n" else f"\\x{ord(char):02x}"
+
+    return _CONTROL.sub(visible, text)

@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+from flask import g
 from flask import request
 from flask import session
+
+from .. import admin_sessions
+from . import textback
 
 ADMIN_SESSION_KEY = "textback_admin"
 LOCAL_ADDRESSES = frozenset({"127.0.0.1", "::1"})
 
 
 def is_admin() -> bool:
-    """True when this browser session has logged in to the admin view."""
-    return session.get(ADMIN_SESSION_KEY) is True
+    """True when this browser holds an admin login that is still good (asked once a request).
+
+    The cookie only carries a token; the database says whether it was logged out, is older
+    than 12 hours, or was made with a password that is no longer the configured one.
+    """
+    if "textback_is_admin" not in g:
+        g.textback_is_admin = _login_is_good()
+    return bool(g.textback_is_admin)
+
+
+def _login_is_good() -> bool:
+    token = session.get(ADMIN_SESSION_KEY)
+    service = textback()
+    password_hash = service.settings.admin_password_hash
+    if not isinstance(token, str) or not token or password_hash is None:
+        return False
+    return admin_sessions.is_valid(service.store.engine, token, password_hash)
 
 
 def is_local_request() -> bool:

@@ -42,6 +42,7 @@ bp.before_request(auth.guard)
 bp.after_request(auth.secure_headers)
 
 MAX_BODY_CHARS = 1600
+MAX_ID = 2**31 - 1  # row ids are 32-bit integers; a larger one is not found (404)
 
 
 def init_app(app: Flask) -> None:
@@ -64,8 +65,12 @@ def when(stamp: datetime | None) -> str:
 
 
 def cursor(name: str) -> int | None:
+    """A paging position from the query string; anything but a row id is ignored."""
     value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
+    if value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID)):
+        number = int(value)
+        return number if number <= MAX_ID else None
+    return None
 
 
 @bp.get("/admin")
@@ -89,7 +94,7 @@ def sending_problem() -> str | None:
     return None
 
 
-@bp.get("/admin/conversations/<int:contact_id>")
+@bp.get(f"/admin/conversations/<int(max={MAX_ID}):contact_id>")
 def conversation(contact_id: int) -> str:
     """A thread as bubbles, the contact's flows, and the actions."""
     engine = textback().store.engine
@@ -119,7 +124,7 @@ def _back(contact_id: int) -> ResponseReturnValue:
     return redirect(url_for("admin.conversation", contact_id=contact_id))
 
 
-@bp.post("/admin/conversations/<int:contact_id>/opt-out")
+@bp.post(f"/admin/conversations/<int(max={MAX_ID}):contact_id>/opt-out")
 def set_opt_out(contact_id: int) -> ResponseReturnValue:
     """Opt the contact out (``opted_out=1``) or back in (``opted_out=0``)."""
     contact = _contact_or_404(contact_id)
@@ -130,7 +135,7 @@ def set_opt_out(contact_id: int) -> ResponseReturnValue:
     return _back(contact_id)
 
 
-@bp.post("/admin/conversations/<int:contact_id>/end-flow")
+@bp.post(f"/admin/conversations/<int(max={MAX_ID}):contact_id>/end-flow")
 def end_flow(contact_id: int) -> ResponseReturnValue:
     """End the contact's open flow (status ``cancelled``)."""
     contact = _contact_or_404(contact_id)
@@ -141,7 +146,7 @@ def end_flow(contact_id: int) -> ResponseReturnValue:
     return _back(contact_id)
 
 
-@bp.post("/admin/conversations/<int:contact_id>/send")
+@bp.post(f"/admin/conversations/<int(max={MAX_ID}):contact_id>/send")
 def send(contact_id: int) -> ResponseReturnValue:
     """Send a message to the contact through Twilio's REST API."""
     contact = _contact_or_404(contact_id)

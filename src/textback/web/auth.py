@@ -3,7 +3,9 @@
 - No ``TEXTBACK_ADMIN_PASSWORD``: ``/admin`` is off (404) in production; in development it is
   open to requests from this machine only (403 for others).
 - With a password: a login form; the session cookie is HttpOnly, SameSite=Lax and (in
-  production) Secure; logging in starts a fresh session; logging out is a POST.
+  production) Secure; logging in starts a fresh session; logging out is a POST. The login
+  itself is kept in the database (textback.admin_sessions): logging out ends it for every
+  copy of the cookie, and changing the password ends every login.
 - Every POST carries the session's CSRF token in a ``csrf_token`` form field.
 - Failed logins are counted per client address with flask-limiter: after ``LOCKOUT`` failures
   the login answers 429 until the window has passed. The count lives in
@@ -33,6 +35,7 @@ from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.security import check_password_hash
 
+from .. import admin_sessions
 from . import textback
 from .access import ADMIN_SESSION_KEY
 from .access import is_admin
@@ -91,7 +94,13 @@ def guard() -> ResponseReturnValue | None:
 
 
 def secure_headers(response: Response) -> Response:
-    """A strict CSP (no script at all), no sniffing, no referrer, no caching of pages."""
+    """A strict CSP (no script at all), no sniffing, no referrer, no caching of pages.
+
+    Registered for the whole app, so that answers made before a view is chosen (a 405 for
+    a GET on a POST-only action) carry the headers too.
+    """
+    if request.path != "/admin" and not request.path.startswith("/admin/"):
+        return response
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
@@ -102,7 +111,7 @@ def secure_headers(response: Response) -> Response:
 
 
 bp.before_request(guard)
-bp.after_request(secure_headers)
+bp.after_app_request(secure_headers)
 
 
 def safe_next(target: str | None) -> str:
@@ -142,7 +151,7 @@ def login() -> ResponseReturnValue:
         )
         return page, 401
     session.clear()  # a new session: nothing set before the login survives it
-    session[ADMIN_SESSION_KEY] = True
+    session[ADMIN_SESSION_KEY] = admin_sessions.start(textback().store.engine, password_hash)
     csrf_token()
     log.info("admin logged in from %s", request.remote_addr)
     return redirect(safe_next(target))
@@ -150,7 +159,10 @@ def login() -> ResponseReturnValue:
 
 @bp.post("/admin/logout")
 def logout() -> ResponseReturnValue:
-    """Forget the login."""
+    """End the login for good: a copy of the cookie no longer works either."""
+    token = session.get(ADMIN_SESSION_KEY)
+    if isinstance(token, str) and token:
+        admin_sessions.end(textback().store.engine, token)
     session.clear()
     if textback().settings.admin_password_hash is None:
         return redirect(url_for("admin.conversations"))
