@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
+import secrets
+
+from flask import Response
 from flask import g
 from flask import request
 from flask import session
@@ -36,3 +40,34 @@ def _login_is_good() -> bool:
 def is_local_request() -> bool:
     """True when the request comes from this machine (and no proxy said otherwise)."""
     return request.remote_addr in LOCAL_ADDRESSES
+
+
+def session_token(key: str) -> str:
+    """The session's CSRF token kept under ``key`` (made on first use)."""
+    token = session.get(key)
+    if not isinstance(token, str) or not token:
+        token = secrets.token_urlsafe(32)
+        session[key] = token
+    return token
+
+
+def token_matches(key: str, given: str) -> bool:
+    """Whether ``given`` is the session's token under ``key``, compared in constant time."""
+    expected = session.get(key)
+    return (
+        isinstance(expected, str)
+        and bool(expected)
+        and hmac.compare_digest(expected.encode(), given.encode())
+    )
+
+
+def harden(response: Response, policy: str, *, cacheable: bool) -> Response:
+    """The headers every operator page carries: ``policy`` as its CSP, no sniffing, no
+    referrer, no framing, and (unless ``cacheable``, for static files) no caching."""
+    response.headers["Content-Security-Policy"] = policy
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    if not cacheable:
+        response.headers["Cache-Control"] = "no-store"
+    return response

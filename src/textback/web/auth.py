@@ -15,9 +15,7 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
-import secrets
 from urllib.parse import urlsplit
 
 from flask import Blueprint
@@ -38,8 +36,11 @@ from werkzeug.security import check_password_hash
 from .. import admin_sessions
 from . import textback
 from .access import ADMIN_SESSION_KEY
+from .access import harden
 from .access import is_admin
 from .access import is_local_request
+from .access import session_token
+from .access import token_matches
 
 log = logging.getLogger(__name__)
 
@@ -59,21 +60,11 @@ OPEN_ENDPOINTS = frozenset({"admin_auth.login_form", "admin_auth.login", "admin.
 
 def csrf_token() -> str:
     """This session's token for the admin forms (made on first use)."""
-    token = session.get(CSRF_SESSION_KEY)
-    if not isinstance(token, str) or not token:
-        token = secrets.token_urlsafe(32)
-        session[CSRF_SESSION_KEY] = token
-    return token
+    return session_token(CSRF_SESSION_KEY)
 
 
 def csrf_ok() -> bool:
-    expected = session.get(CSRF_SESSION_KEY)
-    given = request.form.get(CSRF_FIELD, "")
-    return (
-        isinstance(expected, str)
-        and bool(expected)
-        and hmac.compare_digest(expected.encode(), given.encode())
-    )
+    return token_matches(CSRF_SESSION_KEY, request.form.get(CSRF_FIELD, ""))
 
 
 def guard() -> ResponseReturnValue | None:
@@ -101,13 +92,7 @@ def secure_headers(response: Response) -> Response:
     """
     if request.path != "/admin" and not request.path.startswith("/admin/"):
         return response
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Frame-Options"] = "DENY"
-    if request.endpoint != "admin.static":
-        response.headers["Cache-Control"] = "no-store"
-    return response
+    return harden(response, CONTENT_SECURITY_POLICY, cacheable=request.endpoint == "admin.static")
 
 
 bp.before_request(guard)

@@ -9,9 +9,7 @@ with a per-session CSRF token and a same-origin check.
 
 from __future__ import annotations
 
-import hmac
 import logging
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +24,6 @@ from flask import jsonify
 from flask import redirect
 from flask import render_template
 from flask import request
-from flask import session
 from flask.typing import ResponseReturnValue
 
 from ..encoding import encoding
@@ -38,7 +35,10 @@ from ..simulator import signed_request
 from ..text import mask_number
 from ..twiml import parse_twiml
 from . import textback
+from .access import harden
 from .access import is_admin
+from .access import session_token
+from .access import token_matches
 
 log = logging.getLogger(__name__)
 
@@ -96,22 +96,12 @@ def check_access() -> ResponseReturnValue | None:
 @bp.after_request
 def secure_headers(response: Response) -> Response:
     """A strict CSP: our own script and style only; pictures may come from https URLs."""
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Frame-Options"] = "DENY"
-    if request.endpoint != "phone.static":
-        response.headers["Cache-Control"] = "no-store"
-    return response
+    return harden(response, CONTENT_SECURITY_POLICY, cacheable=request.endpoint == "phone.static")
 
 
 def csrf_token() -> str:
     """This session's token for sending from the page (made on first use)."""
-    token = session.get(CSRF_SESSION_KEY)
-    if not isinstance(token, str) or not token:
-        token = secrets.token_urlsafe(32)
-        session[CSRF_SESSION_KEY] = token
-    return token
+    return session_token(CSRF_SESSION_KEY)
 
 
 def same_origin() -> bool:
@@ -132,13 +122,7 @@ def same_origin() -> bool:
 
 
 def csrf_ok() -> bool:
-    expected = session.get(CSRF_SESSION_KEY)
-    given = request.headers.get(CSRF_HEADER, "")
-    return (
-        isinstance(expected, str)
-        and bool(expected)
-        and hmac.compare_digest(expected.encode(), given.encode())
-    )
+    return token_matches(CSRF_SESSION_KEY, request.headers.get(CSRF_HEADER, ""))
 
 
 def refuse(status: int, error: str) -> tuple[Response, int]:
