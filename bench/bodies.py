@@ -19,7 +19,7 @@ from textback.simulator import inbound_form
 TOKEN = "bench-auth-token-0123456789abcdef"
 PUBLIC_URL = "https://sms.bench.example"
 WEBHOOK_URL = PUBLIC_URL + "/twilio"
-TEXTS = ("VOTE 3", "Vote for number 7", "is school closed tomorrow?", "yes", "B", "12")
+TEXTS = ("VOTE 3", "Vote for number 7", "is school closed tomorrow?", "Team blue", "B", "12")
 
 
 def sid(tag: str, index: int) -> str:

@@ -19,10 +19,12 @@ from sqlalchemy import Connection
 from sqlalchemy import Engine
 from sqlalchemy import Table
 from sqlalchemy import and_
+from sqlalchemy import bindparam
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.sql.elements import BindParameter
 
 from .conversation import Conversation
 from .message import Inbound
@@ -128,6 +130,101 @@ class Answer:
 Decider = Callable[[Connection, ContactState], Answer]
 
 
+def _param(table: Table, column: str, name: str | None = None) -> BindParameter[Any]:
+    return bindparam(name or column, type_=table.c[column].type)
+
+
+class AnswerStatements:
+    """The statements of answering a message, built once per store.
+
+    Building a SQLAlchemy statement and its cache key costs more than SQLite takes to run it;
+    built once with bound parameters, each is compiled once and then only executed.
+    """
+
+    def __init__(self, insert: Callable[[Table], Any]) -> None:
+        stamp = _param(messages, "created_at", "stamp")
+        self.claim = (
+            insert(messages)
+            .values(
+                sid=_param(messages, "sid"),
+                direction=INBOUND,
+                account_sid=_param(messages, "account_sid"),
+                from_number=_param(messages, "from_number"),
+                to_number=_param(messages, "to_number"),
+                body=_param(messages, "body"),
+                media=_param(messages, "media"),
+                params=_param(messages, "params"),
+                status="received",
+                created_at=stamp,
+                updated_at=stamp,
+            )
+            .on_conflict_do_nothing(index_elements=["sid"])
+            .returning(messages.c.id)
+        )
+        self.stored_twiml = select(messages.c.response_twiml).where(
+            messages.c.sid == _param(messages, "sid")
+        )
+        self.reply = messages.insert().values(
+            sid=None,
+            direction=OUTBOUND,
+            account_sid=_param(messages, "account_sid"),
+            from_number=_param(messages, "from_number"),
+            to_number=_param(messages, "to_number"),
+            body=_param(messages, "body"),
+            media=_param(messages, "media"),
+            params={},
+            status="queued",
+            source=_param(messages, "source"),
+            contact_id=_param(messages, "contact_id"),
+            reply_to_id=_param(messages, "reply_to_id"),
+            created_at=stamp,
+            updated_at=stamp,
+        )
+        self.answered = (
+            update(messages)
+            .where(messages.c.id == _param(messages, "id", "message_id"))
+            .values(
+                contact_id=_param(messages, "contact_id"),
+                source=_param(messages, "source"),
+                response_twiml=_param(messages, "response_twiml"),
+            )
+        )
+        self.opt_out = (
+            update(contacts)
+            .where(contacts.c.id == _param(contacts, "id", "contact"))
+            .values(
+                opted_out=_param(contacts, "opted_out"),
+                opted_out_at=_param(contacts, "opted_out_at"),
+            )
+        )
+        contact_stamp = _param(contacts, "first_seen", "stamp")
+        self.upsert_contact = (
+            insert(contacts)
+            .values(
+                our_number=_param(contacts, "our_number"),
+                number=_param(contacts, "number"),
+                first_seen=contact_stamp,
+                last_seen=contact_stamp,
+                opted_out=False,
+            )
+            .on_conflict_do_update(
+                index_elements=["our_number", "number"], set_={"last_seen": contact_stamp}
+            )
+            .returning(contacts.c.id, contacts.c.opted_out)
+        )
+        self.open_run = (
+            select(flow_runs.c.id, flow_runs.c.state, flow_runs.c["values"])
+            .where(
+                and_(
+                    flow_runs.c.contact_id == _param(flow_runs, "contact_id"),
+                    flow_runs.c.ended_at.is_(None),
+                )
+            )
+            .order_by(flow_runs.c.id.desc())
+            .limit(1)
+        )
+
+
 class Store:
     """The database side of answering messages, for one engine."""
 
@@ -135,6 +232,7 @@ class Store:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        self._sql = AnswerStatements(self._insert)
 
     def answer_inbound(self, msg: Inbound, decide: Decider) -> tuple[str, bool]:
         """Store ``msg`` and the answer ``decide`` gives; returns (TwiML, whether it was new).
@@ -142,91 +240,71 @@ class Store:
         A MessageSid seen before is not answered again: its stored TwiML is returned as it was.
         """
         stamp = now()
+        sql = self._sql
         with self.engine.begin() as connection:
             claimed = connection.execute(
-                self._insert(messages)
-                .values(
-                    sid=msg.sid,
-                    direction=INBOUND,
-                    account_sid=clean(msg.account_sid),
-                    from_number=clean(msg.from_),
-                    to_number=clean(msg.to),
-                    body=clean(msg.body),
-                    media=[
+                sql.claim,
+                {
+                    "sid": msg.sid,
+                    "account_sid": clean(msg.account_sid),
+                    "from_number": clean(msg.from_),
+                    "to_number": clean(msg.to),
+                    "body": clean(msg.body),
+                    "media": [
                         {"url": clean(m.url), "content_type": clean(m.content_type)}
                         for m in msg.media
                     ],
-                    params=params_json(msg.form),
-                    status="received",
-                    created_at=stamp,
-                    updated_at=stamp,
-                )
-                .on_conflict_do_nothing(index_elements=["sid"])
-                .returning(messages.c.id)
+                    "params": params_json(msg.form),
+                    "stamp": stamp,
+                },
             ).scalar()
             if claimed is None:
-                twiml = connection.execute(
-                    select(messages.c.response_twiml).where(messages.c.sid == msg.sid)
-                ).scalar()
+                twiml = connection.execute(sql.stored_twiml, {"sid": msg.sid}).scalar()
                 return twiml or "", False
             state = self._contact(connection, msg, stamp)
             answer = decide(connection, state)
             if answer.text or answer.media:
                 connection.execute(
-                    messages.insert().values(
-                        sid=None,
-                        direction=OUTBOUND,
-                        account_sid=clean(msg.account_sid),
-                        from_number=clean(msg.to),
-                        to_number=clean(msg.from_),
-                        body=clean(answer.text),
-                        media=[{"url": clean(url)} for url in answer.media],
-                        params={},
-                        status="queued",
-                        source=answer.source,
-                        contact_id=state.contact_id,
-                        reply_to_id=claimed,
-                        created_at=stamp,
-                        updated_at=stamp,
-                    )
+                    sql.reply,
+                    {
+                        "account_sid": clean(msg.account_sid),
+                        "from_number": clean(msg.to),
+                        "to_number": clean(msg.from_),
+                        "body": clean(answer.text),
+                        "media": [{"url": clean(url)} for url in answer.media],
+                        "source": answer.source,
+                        "contact_id": state.contact_id,
+                        "reply_to_id": claimed,
+                        "stamp": stamp,
+                    },
                 )
             connection.execute(
-                update(messages)
-                .where(messages.c.id == claimed)
-                .values(
-                    contact_id=state.contact_id, source=answer.source, response_twiml=answer.twiml
-                )
+                sql.answered,
+                {
+                    "message_id": claimed,
+                    "contact_id": state.contact_id,
+                    "source": answer.source,
+                    "response_twiml": answer.twiml,
+                },
             )
             if answer.opt_out is not None:
                 connection.execute(
-                    update(contacts)
-                    .where(contacts.c.id == state.contact_id)
-                    .values(
-                        opted_out=answer.opt_out, opted_out_at=stamp if answer.opt_out else None
-                    )
+                    sql.opt_out,
+                    {
+                        "contact": state.contact_id,
+                        "opted_out": answer.opt_out,
+                        "opted_out_at": stamp if answer.opt_out else None,
+                    },
                 )
             self._save_conversation(connection, state, answer.conversation, stamp)
         return answer.twiml, True
 
     def _contact(self, connection: Connection, msg: Inbound, stamp: datetime) -> ContactState:
-        statement = self._insert(contacts).values(
-            our_number=clean(msg.to),
-            number=clean(msg.from_),
-            first_seen=stamp,
-            last_seen=stamp,
-            opted_out=False,
-        )
         row = connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=["our_number", "number"], set_={"last_seen": stamp}
-            ).returning(contacts.c.id, contacts.c.opted_out)
+            self._sql.upsert_contact,
+            {"our_number": clean(msg.to), "number": clean(msg.from_), "stamp": stamp},
         ).one()
-        run = connection.execute(
-            select(flow_runs.c.id, flow_runs.c.state, flow_runs.c["values"])
-            .where(and_(flow_runs.c.contact_id == row.id, flow_runs.c.ended_at.is_(None)))
-            .order_by(flow_runs.c.id.desc())
-            .limit(1)
-        ).first()
+        run = connection.execute(self._sql.open_run, {"contact_id": row.id}).first()
         if run is None:
             return ContactState(row.id, bool(row.opted_out), None, None)
         conversation = Conversation(run.state, dict(run.values or {}))
