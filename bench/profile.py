@@ -18,8 +18,6 @@ from pyinstrument import Profiler
 from . import bodies
 from .compare import textback_env
 
-StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-
 
 def environ(signature: str, body: bytes) -> dict[str, Any]:
     return {
@@ -56,8 +54,11 @@ def profile(count: int = 5000, database_url: str | None = None) -> str:
         requests = [environ(sig, body) for _, sig, body in bodies.signed_bodies("0badcafe", count)]
         statuses: list[str] = []
 
-        def start_response(status: str, _headers: list[tuple[str, str]]) -> None:
+        def start_response(
+            status: str, _headers: list[tuple[str, str]], _exc_info: Any = None, /
+        ) -> Callable[[bytes], object]:
             statuses.append(status)
+            return len
 
         for request in requests[:100]:  # warm up: first connections, caches
             b"".join(app(request, start_response))
