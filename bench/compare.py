@@ -116,7 +116,7 @@ def compare(
     summaries = {name: report.summarize(name, rounds_) for name, rounds_ in results.items()}
     return {
         "summaries": summaries,
-        "ratios": report.ratios(summaries, bare=names[0], tutorial=names[1]),
+        "ratios": report.ratios(summaries, bare="a bare WSGI", tutorial="b tutorial"),
         "checks": checks,
         "rounds": results,
     }

@@ -58,7 +58,9 @@ def ratios(
     summaries: dict[str, Summary], *, bare: str, tutorial: str
 ) -> dict[str, dict[str, float]]:
     """Each textback server's requests/s as a fraction of (a) and of (b)."""
-    result = {}
+    result: dict[str, dict[str, float]] = {}
+    if bare not in summaries or tutorial not in summaries:
+        return result
     for name, summary in summaries.items():
         if name in (bare, tutorial):
             continue

@@ -75,6 +75,9 @@ def comparison(args: argparse.Namespace, work: Path) -> None:
             database=database,
         ),
     }
+    if args.only:
+        wanted = set(args.only.split(","))
+        targets = {name: t for name, t in targets.items() if t.server.name in wanted}
     started = [target.server for target in targets.values()]
     try:
         for server in started:
@@ -113,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "--postgres", default=os.environ.get("TEXTBACK_BENCH_POSTGRES_URL", DEFAULT_POSTGRES)
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
+    parser.add_argument("--only", help="comma-separated servers to run: a,b,c-sqlite,c-postgres")
     parser.add_argument("--scale-out", action="store_true", help="1 vs 2 servers, and the burst")
     parser.add_argument("--profile", action="store_true", help="profile textback's full path")
     args = parser.parse_args(argv)

@@ -27,6 +27,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.elements import BindParameter
 
 from .conversation import Conversation
+from .db import write_lock
 from .message import Inbound
 from .models import INBOUND
 from .models import OUTBOUND
@@ -233,6 +234,7 @@ class Store:
         self.dialect = engine.dialect.name
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         self._sql = AnswerStatements(self._insert)
+        self._write_lock = write_lock(engine)
 
     def answer_inbound(self, msg: Inbound, decide: Decider) -> tuple[str, bool]:
         """Store ``msg`` and the answer ``decide`` gives; returns (TwiML, whether it was new).
@@ -241,7 +243,7 @@ class Store:
         """
         stamp = now()
         sql = self._sql
-        with self.engine.begin() as connection:
+        with self._write_lock, self.engine.begin() as connection:
             claimed = connection.execute(
                 sql.claim,
                 {
