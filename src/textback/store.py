@@ -36,6 +36,7 @@ from .models import FlowRun
 from .models import Message
 from .models import RejectCount
 from .models import StatusEvent
+from .prepared import Prepared
 
 messages = cast(Table, Message.__table__)
 contacts = cast(Table, Contact.__table__)
@@ -234,6 +235,10 @@ class Store:
         self.dialect = engine.dialect.name
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         self._sql = AnswerStatements(self._insert)
+        self._prepared = {
+            name: Prepared(getattr(self._sql, name), engine.dialect)
+            for name in ("claim", "stored_twiml", "reply", "answered")
+        }
         self._write_lock = write_lock(engine)
 
     def answer_inbound(self, msg: Inbound, decide: Decider) -> tuple[str, bool]:
@@ -242,10 +247,10 @@ class Store:
         A MessageSid seen before is not answered again: its stored TwiML is returned as it was.
         """
         stamp = now()
-        sql = self._sql
+        sql = self._prepared
         with self._write_lock, self.engine.begin() as connection:
-            claimed = connection.execute(
-                sql.claim,
+            claimed = sql["claim"].execute(
+                connection,
                 {
                     "sid": msg.sid,
                     "account_sid": clean(msg.account_sid),
@@ -259,15 +264,15 @@ class Store:
                     "params": params_json(msg.form),
                     "stamp": stamp,
                 },
-            ).scalar()
+            )
             if claimed is None:
-                twiml = connection.execute(sql.stored_twiml, {"sid": msg.sid}).scalar()
+                twiml = sql["stored_twiml"].execute(connection, {"sid": msg.sid})
                 return twiml or "", False
             state = self._contact(connection, msg, stamp)
             answer = decide(connection, state)
             if answer.text or answer.media:
-                connection.execute(
-                    sql.reply,
+                sql["reply"].execute(
+                    connection,
                     {
                         "account_sid": clean(msg.account_sid),
                         "from_number": clean(msg.to),
@@ -280,8 +285,8 @@ class Store:
                         "stamp": stamp,
                     },
                 )
-            connection.execute(
-                sql.answered,
+            sql["answered"].execute(
+                connection,
                 {
                     "message_id": claimed,
                     "contact_id": state.contact_id,
@@ -291,7 +296,7 @@ class Store:
             )
             if answer.opt_out is not None:
                 connection.execute(
-                    sql.opt_out,
+                    self._sql.opt_out,
                     {
                         "contact": state.contact_id,
                         "opted_out": answer.opt_out,
