@@ -248,23 +248,22 @@ class Store:
         """
         stamp = now()
         sql = self._prepared
-        with self._write_lock, self.engine.begin() as connection:
-            claimed = sql["claim"].execute(
-                connection,
-                {
-                    "sid": msg.sid,
-                    "account_sid": clean(msg.account_sid),
-                    "from_number": clean(msg.from_),
-                    "to_number": clean(msg.to),
-                    "body": clean(msg.body),
-                    "media": [
-                        {"url": clean(m.url), "content_type": clean(m.content_type)}
-                        for m in msg.media
-                    ],
-                    "params": params_json(msg.form),
-                    "stamp": stamp,
-                },
-            )
+        inbound = {
+            "sid": msg.sid,
+            "account_sid": clean(msg.account_sid),
+            "from_number": clean(msg.from_),
+            "to_number": clean(msg.to),
+            "body": clean(msg.body),
+            "media": [
+                {"url": clean(m.url), "content_type": clean(m.content_type)} for m in msg.media
+            ],
+            "params": params_json(msg.form),
+            "stamp": stamp,
+        }
+        # The write lock (SQLite's one writer) is held for the transaction only: the pool
+        # checkout and return happen outside it.
+        with self.engine.connect() as connection, self._write_lock, connection.begin():
+            claimed = sql["claim"].execute(connection, inbound)
             if claimed is None:
                 twiml = sql["stored_twiml"].execute(connection, {"sid": msg.sid})
                 return twiml or "", False
