@@ -7,6 +7,7 @@ file, one ``signature<TAB>body`` line per request; bench/twilio.lua sends each l
 from __future__ import annotations
 
 import random
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
@@ -63,3 +64,8 @@ def sent_sids(sids: list[str], threads: int, issued: list[int]) -> set[str]:
     for thread, count in enumerate(issued):
         sent.update(sids[thread::threads][:count])
     return sent
+
+
+def secrets_tag() -> str:
+    """A new run tag: 8 hex digits."""
+    return secrets.token_hex(4)

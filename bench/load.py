@@ -53,8 +53,8 @@ def ensure_wrk() -> str:
     return found
 
 
-def run_wrk(url: str, pool: Path, *, seconds: float, connections: int) -> WrkResult:
-    """Load ``url`` for ``seconds`` with ``connections`` connections, sending ``pool``'s lines."""
+def start_wrk(url: str, pool: Path, *, seconds: float, connections: int) -> subprocess.Popen[str]:
+    """Start loading ``url`` for ``seconds`` with ``connections`` connections from ``pool``."""
     command = [
         ensure_wrk(),
         f"--threads={THREADS}",
@@ -67,5 +67,16 @@ def run_wrk(url: str, pool: Path, *, seconds: float, connections: int) -> WrkRes
         str(pool),
         str(THREADS),
     ]
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
-    return WrkResult.parse(done.stdout)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+
+
+def finish_wrk(process: subprocess.Popen[str]) -> WrkResult:
+    output, _ = process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"wrk failed ({process.returncode}): {output}")
+    return WrkResult.parse(output)
+
+
+def run_wrk(url: str, pool: Path, *, seconds: float, connections: int) -> WrkResult:
+    """Load ``url`` for ``seconds`` with ``connections`` connections, sending ``pool``'s lines."""
+    return finish_wrk(start_wrk(url, pool, seconds=seconds, connections=connections))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import report
+from . import scaleout
 from .compare import Target
 from .compare import compare
 from .compare import textback_env
@@ -27,6 +28,8 @@ from .databases import drop_postgres
 from .databases import prepared
 from .databases import sqlite_url
 from .load import ensure_wrk
+from .profile import profile
+from .scaleout import scale_out
 from .servers import WORKER_CLASS
 from .servers import WORKERS
 from .servers import Server
@@ -107,6 +110,47 @@ def comparison(args: argparse.Namespace, work: Path) -> None:
     print(f"written to {args.out / 'compare.json'} and {args.out / 'compare.md'}")
 
 
+def scale_out_mode(args: argparse.Namespace, work: Path) -> None:
+    database = f"textback_bench_{os.getpid()}"
+    pg_url = create_postgres(args.postgres, database)
+    engine = prepared(pg_url)
+    servers = [
+        Server(
+            f"c-postgres-{number}",
+            "bench.apps:textback_app()",
+            env=textback_env(pg_url, work / "instance"),
+            log=work / f"c-postgres-{number}.log",
+        )
+        for number in (1, 2)
+    ]
+    try:
+        for server in servers:
+            server.start()
+        for server in servers:
+            server.wait_ready()
+        data = {
+            "conditions": conditions(args),
+            **scale_out(
+                servers,
+                engine,
+                database,
+                work,
+                seconds=args.seconds,
+                rounds=args.rounds,
+                connections=args.connections,
+            ),
+        }
+    finally:
+        for server in servers:
+            server.stop()
+        engine.dispose()
+        drop_postgres(args.postgres, database)
+    table = scaleout.markdown(data)
+    report.write(args.out / "scale-out", data, table)
+    print(table)
+    print(f"written to {args.out / 'scale-out.json'} and {args.out / 'scale-out.md'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10, help="length of a round [10]")
@@ -121,7 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="profile textback's full path")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="textback-bench-") as folder:
-        comparison(args, Path(folder))
+        if args.profile:
+            print(profile())
+        elif args.scale_out:
+            scale_out_mode(args, Path(folder))
+        else:
+            comparison(args, Path(folder))
     return 0
 
 
