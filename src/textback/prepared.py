@@ -25,6 +25,10 @@ class Prepared:
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        columns = getattr(statement, "exported_columns", ())  # what a SELECT or RETURNING gives
+        self._results = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        ]
         self.sql = str(compiled)
         self.positional = bool(compiled.positional)
         names = {name: bind for bind, name in compiled.bind_names.items()}
@@ -56,14 +60,26 @@ class Prepared:
             return tuple(values)
         return {name: value for (name, *_), value in zip(self._binds, values, strict=True)}
 
-    def execute(self, connection: Connection, params: Mapping[str, Any]) -> Any:
-        """Run on ``connection``'s DB-API connection; the first column of the first row, if any."""
+    def first_row(
+        self, connection: Connection, params: Mapping[str, Any]
+    ) -> tuple[Any, ...] | None:
+        """Run on ``connection``'s DB-API connection; its first row (converted), if any."""
         cursor = connection.connection.cursor()
         try:
             cursor.execute(self.sql, self.parameters(params))
-            if cursor.description is None:
-                return None
-            row = cursor.fetchone()
-            return None if row is None else row[0]
+            row = cursor.fetchone() if cursor.description is not None else None
         finally:
             cursor.close()
+        if row is None:
+            return None
+        if len(self._results) != len(row):  # an INSERT's implicit RETURNING of its key
+            return tuple(row)
+        return tuple(
+            value if convert is None or value is None else convert(value)
+            for convert, value in zip(self._results, row, strict=True)
+        )
+
+    def execute(self, connection: Connection, params: Mapping[str, Any]) -> Any:
+        """Run on ``connection``'s DB-API connection; the first column of the first row, if any."""
+        row = self.first_row(connection, params)
+        return None if row is None else row[0]

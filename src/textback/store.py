@@ -237,7 +237,7 @@ class Store:
         self._sql = AnswerStatements(self._insert)
         self._prepared = {
             name: Prepared(getattr(self._sql, name), engine.dialect)
-            for name in ("claim", "stored_twiml", "reply", "answered")
+            for name in ("claim", "stored_twiml", "reply", "answered", "upsert_contact", "open_run")
         }
         self._write_lock = write_lock(engine)
 
@@ -306,15 +306,18 @@ class Store:
         return answer.twiml, True
 
     def _contact(self, connection: Connection, msg: Inbound, stamp: datetime) -> ContactState:
-        row = connection.execute(
-            self._sql.upsert_contact,
-            {"our_number": clean(msg.to), "number": clean(msg.from_), "stamp": stamp},
-        ).one()
-        run = connection.execute(self._sql.open_run, {"contact_id": row.id}).first()
+        row = self._prepared["upsert_contact"].first_row(
+            connection, {"our_number": clean(msg.to), "number": clean(msg.from_), "stamp": stamp}
+        )
+        assert row is not None  # an upsert always returns its row
+        contact_id, opted_out = row
+        run = self._prepared["open_run"].first_row(connection, {"contact_id": contact_id})
         if run is None:
-            return ContactState(row.id, bool(row.opted_out), None, None)
-        conversation = Conversation(run.state, dict(run.values or {}))
-        return ContactState(row.id, bool(row.opted_out), conversation, run.id)
+            return ContactState(contact_id, bool(opted_out), None, None)
+        run_id, state, values = run
+        return ContactState(
+            contact_id, bool(opted_out), Conversation(state, dict(values or {})), run_id
+        )
 
     def _save_conversation(
         self,
