@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -44,12 +45,13 @@ def prepared(url: str) -> Engine:
 
 
 class LockWaits:
-    """Samples how many of the database's backends wait for a lock, every 20 ms, while running."""
+    """Samples which of the database's backends wait for a lock, every 20 ms, while running."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.samples = 0
         self.waiting = 0
+        self.events: Counter[str] = Counter()  # "extend", "transactionid", "tuple"...
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -63,12 +65,14 @@ class LockWaits:
 
     def _run(self) -> None:
         query = text(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            "SELECT wait_event, count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock' GROUP BY wait_event"
         )
         with self.engine.connect() as connection:
             while not self._stop.wait(0.02):
-                self.waiting += int(connection.execute(query).scalar_one())
+                for event, count in connection.execute(query):
+                    self.events[str(event)] += int(count)
+                    self.waiting += int(count)
                 self.samples += 1
                 connection.commit()
 

@@ -46,14 +46,17 @@ def spread(
         sids = bodies.write_pool(pool, tag, int(6000 * seconds))
         runs.append((server, tag, pool, sids))
     pids = [pid for server in servers for pid in server.pids()]
-    before = cpu_times(pids + postgres_backends(database))
+    before_servers = cpu_times(pids)
+    before_database = cpu_times(postgres_backends(database))
     with LockWaits(engine) as waits:
         started = [
             start_wrk(server.url, pool, seconds=seconds, connections=share)
             for server, _, pool, _ in runs
         ]
         results = [finish_wrk(process) for process in started]
-    used = cpu_used(before, cpu_times(pids + postgres_backends(database)))
+    servers_used = cpu_used(before_servers, cpu_times(pids))
+    database_used = cpu_used(before_database, cpu_times(postgres_backends(database)))
+    used = servers_used + database_used
     problems = []
     for (_, tag, pool, sids), result in zip(runs, results, strict=True):
         pool.unlink()
@@ -71,7 +74,10 @@ def spread(
         "p99_ms": max(result.p99_ms for result in results),
         "errors": sum(result.errors for result in results),
         "cpu_ms_per_message": 1000 * used / requests if requests else 0.0,
+        "server_cpu_ms_per_message": 1000 * servers_used / requests if requests else 0.0,
+        "postgres_cpu_ms_per_message": 1000 * database_used / requests if requests else 0.0,
         "lock_waiting_backends": waits.mean_waiting,
+        "lock_waits_by_event": dict(waits.events),
         "exactly_once": "ok" if not problems else "; ".join(problems),
     }
 
@@ -113,22 +119,31 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
     count = len(runs)
     return {
         key: sum(run[key] for run in runs) / count
-        for key in ("requests_per_s", "cpu_ms_per_message", "lock_waiting_backends", "p99_ms")
+        for key in (
+            "requests_per_s",
+            "cpu_ms_per_message",
+            "server_cpu_ms_per_message",
+            "postgres_cpu_ms_per_message",
+            "lock_waiting_backends",
+            "p99_ms",
+        )
     }
 
 
 def markdown(data: dict[str, Any]) -> str:
     lines = [
-        "| servers | requests/s | p99 ms | CPU ms/message (servers + PostgreSQL) "
+        "| servers | requests/s | p99 ms | CPU ms/message | of it servers | of it PostgreSQL "
         "| backends waiting for a lock | exactly once |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for name, runs in data["runs"].items():
         total = summary(runs)
         once = "ok" if all(run["exactly_once"] == "ok" for run in runs) else "FAILED"
         lines.append(
             f"| {name} | {total['requests_per_s']:,.0f} | {total['p99_ms']:.1f} "
-            f"| {total['cpu_ms_per_message']:.2f} | {total['lock_waiting_backends']:.3f} | {once} |"
+            f"| {total['cpu_ms_per_message']:.2f} | {total['server_cpu_ms_per_message']:.2f} "
+            f"| {total['postgres_cpu_ms_per_message']:.2f} "
+            f"| {total['lock_waiting_backends']:.3f} | {once} |"
         )
     result = data["burst"]
     problems = result["problems"]
