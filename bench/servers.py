@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 # The same for every server, and what `textback serve` starts: 2 x CPUs + 1 sync workers (max 8).
-WORKERS = min(2 * (os.cpu_count() or 1) + 1, 8)
+WORKERS = int(os.environ.get("TEXTBACK_BENCH_WORKERS") or min(2 * (os.cpu_count() or 1) + 1, 8))
 WORKER_CLASS = "sync"
 _TICK = os.sysconf("SC_CLK_TCK")
 
