@@ -30,7 +30,7 @@ test: setup lint
 	$(BIN)/pytest
 
 bench: $(BIN)/textback
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench.run $(ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules instance artifacts

@@ -37,8 +37,8 @@ from sqlalchemy.engine import make_url
 from textback import create_app
 from textback.db import make_engine
 from textback.db import upgrade
+from textback.runs import flow_runs
 from textback.store import contacts
-from textback.store import flow_runs
 from textback.store import messages
 
 PASSWORD = "bench-password"

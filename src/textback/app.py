@@ -54,17 +54,21 @@ def create_app(config: Mapping[str, object] | None = None, *, bot: Bot | None = 
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=not settings.development,
     )
+    checker = SignatureChecker(settings.auth_tokens) if settings.signature_validation else None
+    service = Textback(settings, bot or Bot(), rules, Store(engine), checker)
+    app.extensions["textback"] = service
+
+    from .web import admin
+    from .web import phone
+    from .web import webhook
+    from .web.fastpath import WebhookFastPath
+
+    app.wsgi_app = WebhookFastPath(app, app.wsgi_app, service)  # type: ignore[method-assign]
     if settings.trusted_proxies:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
         )
-    checker = SignatureChecker(settings.auth_tokens) if settings.signature_validation else None
-    app.extensions["textback"] = Textback(settings, bot or Bot(), rules, Store(engine), checker)
-
-    from .web import admin
-    from .web import phone
-    from .web import webhook
 
     app.register_blueprint(webhook.bp)
     app.register_blueprint(phone.bp)

@@ -6,7 +6,10 @@ import contextlib
 import fcntl
 import logging
 import os
+import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from contextlib import nullcontext
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -80,6 +83,51 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+class SQLiteWriteLock:
+    """Lets one SQLite write transaction at a time in, across threads and worker processes.
+
+    SQLite admits one writer; a second one is refused and retries on SQLite's busy handler, which
+    sleeps 1, 2, 5, 10... ms between tries, so under load writers queue by sleeping and the slowest
+    requests wait tens of milliseconds for a lock that was free long before. Waiting on a file lock
+    (``flock``) instead wakes the next writer as soon as the lock is released. The busy timeout
+    still covers writers outside this lock (the CLI, another tool).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._threads = threading.Lock()
+        self._handle: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            if self._pid != os.getpid():  # a lock file opened before a fork is shared: reopen
+                self._handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._pid = os.getpid()
+            assert self._handle is not None
+            fcntl.flock(self._handle, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            assert self._handle is not None
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
+def write_lock(engine: Engine) -> AbstractContextManager[None]:
+    """What a write transaction holds on ``engine``: SQLiteWriteLock for a SQLite file, else
+    nothing (PostgreSQL locks rows, not the database)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return nullcontext()
+    return SQLiteWriteLock(f"{database}.write-lock")
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:

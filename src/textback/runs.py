@@ -7,6 +7,7 @@ transaction, so a reply and the conversation change are committed together.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -16,6 +17,7 @@ from typing import cast
 from sqlalchemy import Connection
 from sqlalchemy import Table
 from sqlalchemy import and_
+from sqlalchemy import bindparam
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
@@ -34,31 +36,40 @@ def utc(stamp: datetime) -> datetime:
     return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
 
 
-def open_run(
-    connection: Connection, contact_id: int, stamp: datetime
+# The contact's latest run that has not ended (expired or not: see conversation_of).
+OPEN_RUN = (
+    select(
+        flow_runs.c.id,
+        flow_runs.c.flow,
+        flow_runs.c.state,
+        flow_runs.c["values"],
+        flow_runs.c.expires_at,
+    )
+    .where(
+        and_(
+            flow_runs.c.contact_id == bindparam("contact_id", type_=flow_runs.c.contact_id.type),
+            flow_runs.c.ended_at.is_(None),
+        )
+    )
+    .order_by(flow_runs.c.id.desc())
+    .limit(1)
+)
+
+
+def conversation_of(
+    connection: Connection, run: Sequence[Any] | None, stamp: datetime
 ) -> tuple[Conversation | None, int | None]:
-    """The contact's open conversation and its run id, (None, None) if there is none.
+    """The open conversation and run id from a row of OPEN_RUN, (None, None) if there is none.
 
     Expiry is lazy: a run found expired at ``stamp`` is closed as "expired" here.
     """
-    run = connection.execute(
-        select(
-            flow_runs.c.id,
-            flow_runs.c.flow,
-            flow_runs.c.state,
-            flow_runs.c["values"],
-            flow_runs.c.expires_at,
-        )
-        .where(and_(flow_runs.c.contact_id == contact_id, flow_runs.c.ended_at.is_(None)))
-        .order_by(flow_runs.c.id.desc())
-        .limit(1)
-    ).first()
     if run is None:
         return None, None
-    if run.expires_at is not None and utc(run.expires_at) <= stamp:
-        end_run(connection, run.id, "expired", utc(run.expires_at))
+    run_id, flow, state, values, expires_at = run
+    if expires_at is not None and utc(expires_at) <= stamp:
+        end_run(connection, run_id, "expired", utc(expires_at))
         return None, None
-    return Conversation(run.state, dict(run.values or {}), run.flow), run.id
+    return Conversation(state, dict(values or {}), flow), run_id
 
 
 def end_run(

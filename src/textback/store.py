@@ -20,12 +20,15 @@ from sqlalchemy import Connection
 from sqlalchemy import Engine
 from sqlalchemy import Table
 from sqlalchemy import and_
+from sqlalchemy import bindparam
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.sql.elements import BindParameter
 
 from .conversation import Conversation
+from .db import write_lock
 from .message import Inbound
 from .models import INBOUND
 from .models import OUTBOUND
@@ -34,8 +37,10 @@ from .models import Message
 from .models import RejectCount
 from .models import StatusEvent
 from .models import clean
+from .prepared import Prepared
+from .runs import OPEN_RUN
+from .runs import conversation_of
 from .runs import end_open_runs
-from .runs import open_run
 from .runs import save_conversation
 
 messages = cast(Table, Message.__table__)
@@ -136,6 +141,91 @@ class Answer:
 Decider = Callable[[Connection, ContactState], Answer]
 
 
+def _param(table: Table, column: str, name: str | None = None) -> BindParameter[Any]:
+    return bindparam(name or column, type_=table.c[column].type)
+
+
+class AnswerStatements:
+    """The statements of answering a message, built once per store.
+
+    Building a SQLAlchemy statement and its cache key costs more than SQLite takes to run it;
+    built once with bound parameters, each is compiled once and then only executed.
+    """
+
+    def __init__(self, insert: Callable[[Table], Any]) -> None:
+        stamp = _param(messages, "created_at", "stamp")
+        self.claim = (
+            insert(messages)
+            .values(
+                sid=_param(messages, "sid"),
+                direction=INBOUND,
+                account_sid=_param(messages, "account_sid"),
+                from_number=_param(messages, "from_number"),
+                to_number=_param(messages, "to_number"),
+                body=_param(messages, "body"),
+                media=_param(messages, "media"),
+                params=_param(messages, "params"),
+                status="received",
+                created_at=stamp,
+                updated_at=stamp,
+            )
+            .on_conflict_do_nothing(index_elements=["sid"])
+            .returning(messages.c.id)
+        )
+        self.stored_twiml = select(messages.c.response_twiml).where(
+            messages.c.sid == _param(messages, "sid")
+        )
+        self.reply = messages.insert().values(
+            sid=None,
+            direction=OUTBOUND,
+            account_sid=_param(messages, "account_sid"),
+            from_number=_param(messages, "from_number"),
+            to_number=_param(messages, "to_number"),
+            body=_param(messages, "body"),
+            media=_param(messages, "media"),
+            params={},
+            status="queued",
+            source=_param(messages, "source"),
+            contact_id=_param(messages, "contact_id"),
+            reply_to_id=_param(messages, "reply_to_id"),
+            created_at=stamp,
+            updated_at=stamp,
+        )
+        self.answered = (
+            update(messages)
+            .where(messages.c.id == _param(messages, "id", "message_id"))
+            .values(
+                contact_id=_param(messages, "contact_id"),
+                source=_param(messages, "source"),
+                response_twiml=_param(messages, "response_twiml"),
+            )
+        )
+        self.opt_out = (
+            update(contacts)
+            .where(contacts.c.id == _param(contacts, "id", "contact"))
+            .values(
+                opted_out=_param(contacts, "opted_out"),
+                opted_out_at=_param(contacts, "opted_out_at"),
+            )
+        )
+        contact_stamp = _param(contacts, "first_seen", "stamp")
+        self.upsert_contact = (
+            insert(contacts)
+            .values(
+                our_number=_param(contacts, "our_number"),
+                number=_param(contacts, "number"),
+                first_seen=contact_stamp,
+                last_seen=contact_stamp,
+                opted_out=False,
+            )
+            .on_conflict_do_update(
+                index_elements=["our_number", "number"], set_={"last_seen": contact_stamp}
+            )
+            .returning(contacts.c.id, contacts.c.opted_out)
+        )
+        self.open_run = OPEN_RUN
+
+
 class Store:
     """The database side of answering messages, for one engine."""
 
@@ -144,6 +234,12 @@ class Store:
         self.clock = clock  # tests move time by replacing it; conversations expire by it
         self.dialect = engine.dialect.name
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        self._sql = AnswerStatements(self._insert)
+        self._prepared = {
+            name: Prepared(getattr(self._sql, name), engine.dialect)
+            for name in ("claim", "stored_twiml", "reply", "answered", "upsert_contact", "open_run")
+        }
+        self._write_lock = write_lock(engine)
 
     def answer_inbound(self, msg: Inbound, decide: Decider) -> tuple[str, bool]:
         """Store ``msg`` and the answer ``decide`` gives; returns (TwiML, whether it was new).
@@ -151,87 +247,73 @@ class Store:
         A MessageSid seen before is not answered again: its stored TwiML is returned as it was.
         """
         stamp = self.clock()
-        with self.engine.begin() as connection:
-            claimed = connection.execute(
-                self._insert(messages)
-                .values(
-                    sid=msg.sid,
-                    direction=INBOUND,
-                    account_sid=clean(msg.account_sid),
-                    from_number=clean(msg.from_),
-                    to_number=clean(msg.to),
-                    body=clean(msg.body),
-                    media=[
-                        {"url": clean(m.url), "content_type": clean(m.content_type)}
-                        for m in msg.media
-                    ],
-                    params=params_json(msg.form),
-                    status="received",
-                    created_at=stamp,
-                    updated_at=stamp,
-                )
-                .on_conflict_do_nothing(index_elements=["sid"])
-                .returning(messages.c.id)
-            ).scalar()
+        sql = self._prepared
+        inbound = {
+            "sid": msg.sid,
+            "account_sid": clean(msg.account_sid),
+            "from_number": clean(msg.from_),
+            "to_number": clean(msg.to),
+            "body": clean(msg.body),
+            "media": [
+                {"url": clean(m.url), "content_type": clean(m.content_type)} for m in msg.media
+            ],
+            "params": params_json(msg.form),
+            "stamp": stamp,
+        }
+        # The write lock (SQLite's one writer) is held for the transaction only: the pool
+        # checkout and return happen outside it.
+        with self.engine.connect() as connection, self._write_lock, connection.begin():
+            claimed = sql["claim"].execute(connection, inbound)
             if claimed is None:
-                twiml = connection.execute(
-                    select(messages.c.response_twiml).where(messages.c.sid == msg.sid)
-                ).scalar()
+                twiml = sql["stored_twiml"].execute(connection, {"sid": msg.sid})
                 return twiml or "", False
             state = self._contact(connection, msg, stamp)
             answer = decide(connection, state)
             if answer.text or answer.media:
-                connection.execute(
-                    messages.insert().values(
-                        sid=None,
-                        direction=OUTBOUND,
-                        account_sid=clean(msg.account_sid),
-                        from_number=clean(msg.to),
-                        to_number=clean(msg.from_),
-                        body=clean(answer.text),
-                        media=[{"url": clean(url)} for url in answer.media],
-                        params={},
-                        status="queued",
-                        source=answer.source,
-                        contact_id=state.contact_id,
-                        reply_to_id=claimed,
-                        created_at=stamp,
-                        updated_at=stamp,
-                    )
+                sql["reply"].execute(
+                    connection,
+                    {
+                        "account_sid": clean(msg.account_sid),
+                        "from_number": clean(msg.to),
+                        "to_number": clean(msg.from_),
+                        "body": clean(answer.text),
+                        "media": [{"url": clean(url)} for url in answer.media],
+                        "source": answer.source,
+                        "contact_id": state.contact_id,
+                        "reply_to_id": claimed,
+                        "stamp": stamp,
+                    },
                 )
-            connection.execute(
-                update(messages)
-                .where(messages.c.id == claimed)
-                .values(
-                    contact_id=state.contact_id, source=answer.source, response_twiml=answer.twiml
-                )
+            sql["answered"].execute(
+                connection,
+                {
+                    "message_id": claimed,
+                    "contact_id": state.contact_id,
+                    "source": answer.source,
+                    "response_twiml": answer.twiml,
+                },
             )
             if answer.opt_out is not None:
                 connection.execute(
-                    update(contacts)
-                    .where(contacts.c.id == state.contact_id)
-                    .values(
-                        opted_out=answer.opt_out, opted_out_at=stamp if answer.opt_out else None
-                    )
+                    self._sql.opt_out,
+                    {
+                        "contact": state.contact_id,
+                        "opted_out": answer.opt_out,
+                        "opted_out_at": stamp if answer.opt_out else None,
+                    },
                 )
             self._save_conversation(connection, state, answer, stamp)
         return answer.twiml, True
 
     def _contact(self, connection: Connection, msg: Inbound, stamp: datetime) -> ContactState:
-        statement = self._insert(contacts).values(
-            our_number=clean(msg.to),
-            number=clean(msg.from_),
-            first_seen=stamp,
-            last_seen=stamp,
-            opted_out=False,
+        row = self._prepared["upsert_contact"].first_row(
+            connection, {"our_number": clean(msg.to), "number": clean(msg.from_), "stamp": stamp}
         )
-        row = connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=["our_number", "number"], set_={"last_seen": stamp}
-            ).returning(contacts.c.id, contacts.c.opted_out)
-        ).one()
-        conversation, run_id = open_run(connection, row.id, stamp)
-        return ContactState(row.id, bool(row.opted_out), conversation, run_id)
+        assert row is not None  # an upsert always returns its row
+        contact_id, opted_out = row
+        run = self._prepared["open_run"].first_row(connection, {"contact_id": contact_id})
+        conversation, run_id = conversation_of(connection, run, stamp)
+        return ContactState(contact_id, bool(opted_out), conversation, run_id)
 
     def _save_conversation(
         self, connection: Connection, state: ContactState, answer: Answer, stamp: datetime

@@ -13,14 +13,41 @@ from .text import xml_safe
 CONTENT_TYPE = "application/xml"
 
 
-@lru_cache(maxsize=2048)
+# Stands in for the status callback URL, which differs for every message: contains nothing XML
+# escapes, so it appears verbatim in the document and is replaced by the escaped URL.
+_CALLBACK = "textback-status-callback-3f9c1d"
+# What ElementTree escapes in an attribute value.
+_ATTRIBUTE_ESCAPES = str.maketrans(
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        '"': "&quot;",
+        "\r": "&#13;",
+        "\n": "&#10;",
+        "\t": "&#09;",
+    }
+)
+
+
 def render(reply: Reply | None, status_callback: str | None = None) -> str:
     """The TwiML document answering a webhook with ``reply``.
 
     No reply (None or an empty one) is an empty ``<Response />``. Characters XML 1.0 forbids are
     removed and the rest escaped, so any text renders as a document that parses. Replies are
-    values, so the rendering of the ones a rules file gives again and again is cached.
+    values, so the rendering of the ones a rules file gives again and again is cached; the
+    status callback URL, new for every message, is put into the cached document (the action
+    attribute comes before the text, so the first occurrence is the attribute).
     """
+    if status_callback is None:
+        return _render(reply, None)
+    escaped = status_callback.translate(_ATTRIBUTE_ESCAPES)
+    return _render(reply, _CALLBACK).replace(_CALLBACK, escaped, 1)
+
+
+@lru_cache(maxsize=2048)
+def _render(reply: Reply | None, status_callback: str | None) -> str:
+    """The document as MessagingResponse writes it (ElementTree escapes the attribute)."""
     response = MessagingResponse()
     if reply is not None and not reply.is_empty:
         attributes = {"action": status_callback, "method": "POST"} if status_callback else {}

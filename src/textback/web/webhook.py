@@ -12,6 +12,7 @@ from flask import Blueprint
 from flask import Response
 from flask import request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request
 
 from ..errors import MalformedWebhook
 from ..message import Inbound
@@ -19,6 +20,7 @@ from ..security import SIGNATURE_HEADER
 from ..security import SIGNATURE_SETTINGS_HEADER
 from ..security import FormParams
 from ..security import public_url
+from ..service import Textback
 from ..twiml import CONTENT_TYPE
 from . import textback
 
@@ -38,27 +40,31 @@ def index() -> Response:
     return plain("It works!", 200)
 
 
+def webhook_url(service: Textback, request: Request) -> str:
+    """The URL Twilio signed: the public URL if configured, else the request's own (after
+    trusted proxy headers), with the path and raw query string."""
+    base = service.settings.public_url or f"{request.scheme}://{request.host}"
+    return public_url(
+        base, request.root_path + request.path, request.environ.get("QUERY_STRING", "")
+    )
+
+
 def verified_form() -> list[tuple[str, str]] | Response:
     """The request's form when it is a well-formed, correctly signed webhook; else the refusal."""
     service = textback()
     if request.mimetype != FORM_TYPE:
         return plain(f"415 Unsupported Media Type: send {FORM_TYPE}", 415)
     pairs = list(request.form.items(multi=True))
-    if service.checker is not None:
-        base = service.settings.public_url or f"{request.scheme}://{request.host}"
-        url = public_url(
-            base, request.root_path + request.path, request.environ.get("QUERY_STRING", "")
-        )
-        if not service.checker.is_valid(
-            url,
-            FormParams.from_pairs(pairs),
-            request.headers.get(SIGNATURE_HEADER),
-            request.headers.get(SIGNATURE_SETTINGS_HEADER),
-        ):
-            reason = "missing" if SIGNATURE_HEADER not in request.headers else "invalid"
-            log.warning("refused a webhook to %s: %s X-Twilio-Signature", request.path, reason)
-            service.store.record_reject("signature")
-            return plain(f"403 Forbidden: {reason} X-Twilio-Signature", 403)
+    if service.checker is not None and not service.checker.is_valid(
+        webhook_url(service, request),
+        FormParams.from_pairs(pairs),
+        request.headers.get(SIGNATURE_HEADER),
+        request.headers.get(SIGNATURE_SETTINGS_HEADER),
+    ):
+        reason = "missing" if SIGNATURE_HEADER not in request.headers else "invalid"
+        log.warning("refused a webhook to %s: %s X-Twilio-Signature", request.path, reason)
+        service.store.record_reject("signature")
+        return plain(f"403 Forbidden: {reason} X-Twilio-Signature", 403)
     return pairs
 
 

@@ -1,0 +1,101 @@
+"""Round results -> per-server summary, the ratios, JSON and a Markdown table."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import asdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Round:
+    """One wrk run against one server."""
+
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu_seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A server over all its rounds: medians of rate and latency, totals of errors and CPU."""
+
+    name: str
+    rounds: int
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu_ms_per_request: float
+    rates: list[float]
+
+
+def summarize(name: str, rounds: list[Round]) -> Summary:
+    requests = sum(r.requests for r in rounds)
+    return Summary(
+        name=name,
+        rounds=len(rounds),
+        requests_per_s=statistics.median(r.rate for r in rounds),
+        p50_ms=statistics.median(r.p50_ms for r in rounds),
+        p99_ms=statistics.median(r.p99_ms for r in rounds),
+        errors=sum(r.errors for r in rounds),
+        cpu_ms_per_request=1000 * sum(r.cpu_seconds for r in rounds) / requests if requests else 0,
+        rates=[round(r.rate, 1) for r in rounds],
+    )
+
+
+def ratios(
+    summaries: dict[str, Summary], *, bare: str, tutorial: str
+) -> dict[str, dict[str, float]]:
+    """Each textback server's requests/s as a fraction of (a) and of (b)."""
+    result: dict[str, dict[str, float]] = {}
+    if bare not in summaries or tutorial not in summaries:
+        return result
+    for name, summary in summaries.items():
+        if name in (bare, tutorial):
+            continue
+        result[name] = {
+            "of_a": summary.requests_per_s / summaries[bare].requests_per_s,
+            "of_b": summary.requests_per_s / summaries[tutorial].requests_per_s,
+        }
+    return result
+
+
+def markdown(summaries: dict[str, Summary], ratio: dict[str, dict[str, float]]) -> str:
+    lines = [
+        "| server | requests/s | p50 ms | p99 ms | errors | CPU ms/request | of (a) | of (b) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, s in summaries.items():
+        of = ratio.get(name)
+        of_a = f"{of['of_a']:.0%}" if of else ""
+        of_b = f"{of['of_b']:.0%}" if of else ""
+        lines.append(
+            f"| {name} | {s.requests_per_s:,.0f} | {s.p50_ms:.1f} | {s.p99_ms:.1f} | {s.errors} "
+            f"| {s.cpu_ms_per_request:.2f} | {of_a} | {of_b} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write(path: Path, data: dict[str, Any], table: str) -> None:
+    """``path``.json with everything, ``path``.md with the table and the run's conditions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".json").write_text(json.dumps(data, indent=2, default=_plain) + "\n")
+    notes = "\n".join(f"- {key}: {value}" for key, value in data.get("conditions", {}).items())
+    path.with_suffix(".md").write_text(table + ("\n" + notes + "\n" if notes else ""))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Summary | Round):
+        return asdict(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")

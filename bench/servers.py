@@ -1,0 +1,151 @@
+"""Start, stop and measure the servers: gunicorn processes with identical worker settings.
+
+CPU time is read from /proc (utime + stime of the gunicorn master, its workers and, for
+PostgreSQL runs, the database's backends), so the cost per request includes everything the
+server side spends, not just the worker that answered.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+# The same for every server, and what `textback serve` starts: 2 x CPUs + 1 sync workers (max 8).
+WORKERS = int(os.environ.get("TEXTBACK_BENCH_WORKERS") or min(2 * (os.cpu_count() or 1) + 1, 8))
+WORKER_CLASS = "sync"
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """One gunicorn serving ``target`` (``module:callable``) on a loopback port."""
+
+    name: str
+    target: str
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    log: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/twilio"
+
+    def command(self) -> list[str]:
+        return [
+            GUNICORN,
+            f"--workers={WORKERS}",
+            f"--worker-class={WORKER_CLASS}",
+            f"--bind=127.0.0.1:{self.port}",
+            "--backlog=2048",
+            "--timeout=30",
+            self.target,
+        ]
+
+    def start(self) -> None:
+        out = self.log.open("ab") if self.log else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            self.command(),
+            cwd=REPO,
+            env={**os.environ, **self.env},
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Wait until every worker is up (gunicorn forks them after binding)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.log}")
+            if len(self.pids()) > WORKERS and _accepts(self.port):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not start within {timeout:.0f} s; see {self.log}")
+
+    def pids(self) -> list[int]:
+        if self.process is None:
+            return []
+        return [self.process.pid, *children(self.process.pid)]
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()  # fields after "pid (comm) "
+
+
+def children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields is not None and int(fields[1]) == parent:
+                found.append(int(entry.name))
+    return found
+
+
+def postgres_backends(database: str) -> list[int]:
+    """The PostgreSQL backend processes connected to ``database`` (found by their title)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("postgres: ") and f" {database} " in title:
+            found.append(int(entry.name))
+    return found
+
+
+def cpu_times(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) used so far by each of ``pids`` that still runs."""
+    times = {}
+    for pid in pids:
+        fields = _stat(pid)
+        if fields is not None:
+            times[pid] = (int(fields[11]) + int(fields[12])) / _TICK
+    return times
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two samples (a process that started in between counts whole)."""
+    return sum(value - before.get(pid, 0.0) for pid, value in after.items())
