@@ -60,26 +60,52 @@ class Prepared:
             return tuple(values)
         return {name: value for (name, *_), value in zip(self._binds, values, strict=True)}
 
+    def bind(self, params: Mapping[str, Any]) -> Bound:
+        """This statement with ``params`` converted now, to run later (outside a lock, say)."""
+        return Bound(self, self.parameters(params))
+
     def first_row(
         self, connection: Connection, params: Mapping[str, Any]
     ) -> tuple[Any, ...] | None:
         """Run on ``connection``'s DB-API connection; its first row (converted), if any."""
-        cursor = connection.connection.cursor()
-        try:
-            cursor.execute(self.sql, self.parameters(params))
-            row = cursor.fetchone() if cursor.description is not None else None
-        finally:
-            cursor.close()
-        if row is None:
-            return None
-        if len(self._results) != len(row):  # an INSERT's implicit RETURNING of its key
-            return tuple(row)
-        return tuple(
-            value if convert is None or value is None else convert(value)
-            for convert, value in zip(self._results, row, strict=True)
-        )
+        return self.bind(params).first_row(connection)
 
     def execute(self, connection: Connection, params: Mapping[str, Any]) -> Any:
         """Run on ``connection``'s DB-API connection; the first column of the first row, if any."""
-        row = self.first_row(connection, params)
+        return self.bind(params).execute(connection)
+
+    def row(self, raw: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+        """A row the driver returned, with SQLAlchemy's result conversions applied."""
+        if raw is None:
+            return None
+        if len(self._results) != len(raw):  # an INSERT's implicit RETURNING of its key
+            return tuple(raw)
+        return tuple(
+            value if convert is None or value is None else convert(value)
+            for convert, value in zip(self._results, raw, strict=True)
+        )
+
+
+class Bound:
+    """A prepared statement and its parameters, already converted for the driver."""
+
+    __slots__ = ("parameters", "prepared")
+
+    def __init__(self, prepared: Prepared, parameters: tuple[Any, ...] | dict[str, Any]) -> None:
+        self.prepared = prepared
+        self.parameters = parameters
+
+    def first_row(self, connection: Connection) -> tuple[Any, ...] | None:
+        """Run on ``connection``'s DB-API connection; its first row (converted), if any."""
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(self.prepared.sql, self.parameters)
+            row = cursor.fetchone() if cursor.description is not None else None
+        finally:
+            cursor.close()
+        return self.prepared.row(row)
+
+    def execute(self, connection: Connection) -> Any:
+        """Run on ``connection``'s DB-API connection; the first column of the first row, if any."""
+        row = self.first_row(connection)
         return None if row is None else row[0]

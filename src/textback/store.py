@@ -37,6 +37,7 @@ from .models import Message
 from .models import RejectCount
 from .models import StatusEvent
 from .models import clean
+from .prepared import Bound
 from .prepared import Prepared
 from .runs import OPEN_RUN
 from .runs import conversation_of
@@ -261,13 +262,18 @@ class Store:
             "stamp": stamp,
         }
         # The write lock (SQLite's one writer) is held for the transaction only: the pool
-        # checkout and return happen outside it.
+        # checkout and return, and converting the first statements' parameters (the form as
+        # JSON, the timestamps), happen outside it.
+        claim = sql["claim"].bind(inbound)
+        upsert_contact = sql["upsert_contact"].bind(
+            {"our_number": clean(msg.to), "number": clean(msg.from_), "stamp": stamp}
+        )
         with self.engine.connect() as connection, self._write_lock, connection.begin():
-            claimed = sql["claim"].execute(connection, inbound)
+            claimed = claim.execute(connection)
             if claimed is None:
                 twiml = sql["stored_twiml"].execute(connection, {"sid": msg.sid})
                 return twiml or "", False
-            state = self._contact(connection, msg, stamp)
+            state = self._contact(connection, upsert_contact, stamp)
             answer = decide(connection, state)
             if answer.text or answer.media:
                 sql["reply"].execute(
@@ -305,10 +311,8 @@ class Store:
             self._save_conversation(connection, state, answer, stamp)
         return answer.twiml, True
 
-    def _contact(self, connection: Connection, msg: Inbound, stamp: datetime) -> ContactState:
-        row = self._prepared["upsert_contact"].first_row(
-            connection, {"our_number": clean(msg.to), "number": clean(msg.from_), "stamp": stamp}
-        )
+    def _contact(self, connection: Connection, upsert: Bound, stamp: datetime) -> ContactState:
+        row = upsert.first_row(connection)
         assert row is not None  # an upsert always returns its row
         contact_id, opted_out = row
         run = self._prepared["open_run"].first_row(connection, {"contact_id": contact_id})
