@@ -225,3 +225,64 @@ def test_get_on_webhook_is_405_plain(make_app: Callable[..., Flask]) -> None:
     response = make_app().test_client().get("/twilio")
     assert response.status_code == 405
     assert response.mimetype == "text/plain"
+
+
+@pytest.mark.parametrize(
+    ("config", "headers", "base_url", "webhook", "callback"),
+    [
+        (  # behind one trusted proxy that mounts textback under /sms
+            {"TEXTBACK_TRUSTED_PROXIES": 1},
+            {**PROXIED, "X-Forwarded-Prefix": "/sms"},
+            "http://localhost",
+            "https://sms.example.com/sms/twilio",
+            "https://sms.example.com/sms/twilio/status",
+        ),
+        (  # a configured public URL, served under a path prefix (SCRIPT_NAME)
+            {"TEXTBACK_PUBLIC_URL": "https://abc.ngrok.app"},
+            {},
+            "http://localhost/sms",
+            "https://abc.ngrok.app/sms/twilio",
+            "https://abc.ngrok.app/sms/twilio/status",
+        ),
+        (  # neither: the address Twilio uses is not known, so no callback is asked for
+            {},
+            {},
+            "http://localhost",
+            "http://localhost/twilio",
+            None,
+        ),
+    ],
+)
+def test_delivery_reports_come_back_to_where_twilio_called(
+    make_app: Callable[..., Flask],
+    config: dict[str, object],
+    headers: dict[str, str],
+    base_url: str,
+    webhook: str,
+    callback: str | None,
+) -> None:
+    app = make_app(**config)
+    sid = "SM" + "c" * 32
+    status, twiml = post(
+        app, inbound_form("Hello", sid=sid), signed_url=webhook, headers=headers, base_url=base_url
+    )
+    assert status == 200
+    if callback is None:
+        assert "action=" not in twiml
+        return
+    assert f'action="{callback}?for={sid}"' in twiml
+    report = [("MessageSid", "SM" + "d" * 32), ("MessageStatus", "delivered")]
+    reported = post(
+        app,
+        report,
+        signed_url=f"{callback}?for={sid}",
+        path=f"/twilio/status?for={sid}",
+        headers=headers,
+        base_url=base_url,
+    )
+    assert reported[0] == 204
+    with app.extensions["textback"].store.engine.connect() as connection:
+        reply = connection.execute(
+            select(Message.sid, Message.status).where(Message.direction == "outbound")
+        ).one()
+    assert tuple(reply) == ("SM" + "d" * 32, "delivered")

@@ -36,14 +36,21 @@ class Textback:
     store: Store
     checker: SignatureChecker | None
 
-    def status_callback_url(self, inbound_sid: str) -> str | None:
-        """Where Twilio reports the delivery of our reply, when the public URL is known."""
-        if not self.settings.public_url:
+    @staticmethod
+    def status_callback_url(base: str | None, inbound_sid: str) -> str | None:
+        """Where Twilio reports the delivery of our reply: ``base`` is this server's public
+        address with its mount prefix (see web.webhook.public_base), None when unknown."""
+        if not base:
             return None
-        return f"{self.settings.public_url}/twilio/status?for={quote(inbound_sid, safe='')}"
+        return f"{base}/twilio/status?for={quote(inbound_sid, safe='')}"
 
-    def answer(self, msg: Inbound) -> str:
-        """The TwiML answering ``msg``, stored with it; a repeated MessageSid gets the same."""
+    def answer(self, msg: Inbound, public_base: str | None = None) -> str:
+        """The TwiML answering ``msg``, stored with it; a repeated MessageSid gets the same.
+
+        ``public_base`` is where Twilio reaches this server; with it, the reply asks Twilio to
+        report its delivery to ``/twilio/status``.
+        """
+        callback = self.status_callback_url(public_base, msg.sid)
 
         def decide_and_render(_connection: Connection, state: ContactState) -> Answer:
             decision = decide(
@@ -54,7 +61,7 @@ class Textback:
                 rules=self.rules,
             )
             reply = decision.reply
-            twiml = render(reply, self.status_callback_url(msg.sid) if not reply.is_empty else None)
+            twiml = render(reply, callback if not reply.is_empty else None)
             return Answer(
                 text=reply.text,
                 media=reply.media,

@@ -30,6 +30,7 @@ from ..service import Textback
 from ..twiml import CONTENT_TYPE
 from .webhook import FORM_TYPE
 from .webhook import plain
+from .webhook import public_base
 from .webhook import webhook_url
 
 if TYPE_CHECKING:
@@ -53,12 +54,13 @@ class WebhookFastPath:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != "/twilio":
             return self.wsgi_app(environ, start_response)
-        msg = self._checked_message(environ)
-        if msg is None:
+        checked = self._checked_message(environ)
+        if checked is None:
             return self.wsgi_app(environ, start_response)
+        msg, base = checked
         with self.app.app_context():
             try:
-                answer = self.service.answer(msg).encode()
+                answer = self.service.answer(msg, base).encode()
             except Exception:
                 log.exception("unexpected error while handling POST /twilio")
                 return plain("500 Internal Server Error", 500)(environ, start_response)
@@ -67,8 +69,9 @@ class WebhookFastPath:
         )
         return [answer]
 
-    def _checked_message(self, environ: WSGIEnvironment) -> Inbound | None:
-        """The message of a webhook that passes every check; None to let Flask handle it."""
+    def _checked_message(self, environ: WSGIEnvironment) -> tuple[Inbound, str | None] | None:
+        """The message of a webhook that passes every check and this server's public base;
+        None to let Flask handle it."""
         request = Request(environ)
         length = request.content_length
         limit = self.app.config["MAX_CONTENT_LENGTH"]
@@ -96,6 +99,6 @@ class WebhookFastPath:
         ):
             return None
         try:
-            return Inbound.from_form(form)
+            return Inbound.from_form(form), public_base(self.service, request)
         except MalformedWebhook:
             return None

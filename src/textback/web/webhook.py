@@ -49,6 +49,18 @@ def webhook_url(service: Textback, request: Request) -> str:
     )
 
 
+def public_base(service: Textback, request: Request) -> str | None:
+    """This server's address as Twilio reaches it, with its mount prefix: the public URL, or,
+    behind trusted proxies, the address the (signed) request came to; None when not known."""
+    if service.settings.public_url:
+        origin = service.settings.public_url
+    elif service.settings.trusted_proxies:
+        origin = f"{request.scheme}://{request.host}"
+    else:
+        return None
+    return origin + request.root_path
+
+
 def verified_form() -> list[tuple[str, str]] | Response:
     """The request's form when it is a well-formed, correctly signed webhook; else the refusal."""
     service = textback()
@@ -77,7 +89,8 @@ def inbound() -> Response:
         msg = Inbound.from_form(form)
     except MalformedWebhook as exc:
         return plain(f"400 Bad Request: {exc}", 400)
-    return Response(textback().answer(msg), mimetype=CONTENT_TYPE)
+    service = textback()
+    return Response(service.answer(msg, public_base(service, request)), mimetype=CONTENT_TYPE)
 
 
 @bp.post("/twilio/status")
