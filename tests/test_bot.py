@@ -16,6 +16,8 @@ from textback.rules import load_rules
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
 
+SID = "SM" + "0123456789abcdef" * 2
+
 
 def inbound(body: str) -> Inbound:
     return Inbound(sid="SM1", from_="+15550001111", to="+15559990000", body=body)
@@ -123,7 +125,7 @@ def test_code_handlers_come_before_file_rules(tmp_path: Path) -> None:
 
 def test_inbound_from_form_keeps_every_parameter() -> None:
     form = [
-        ("MessageSid", "SM1"),
+        ("MessageSid", SID),
         ("From", "+1"),
         ("To", "+2"),
         ("Body", "hi"),
@@ -135,7 +137,7 @@ def test_inbound_from_form_keeps_every_parameter() -> None:
         ("New", "v"),
     ]
     msg = Inbound.from_form(form)
-    assert (msg.sid, msg.from_, msg.to, msg.body) == ("SM1", "+1", "+2", "hi")
+    assert (msg.sid, msg.from_, msg.to, msg.body) == (SID, "+1", "+2", "hi")
     assert [(m.url, m.content_type) for m in msg.media] == [
         ("https://a", "image/png"),
         ("https://b", "image/jpeg"),

@@ -206,8 +206,9 @@ def test_callbacks_for_unknown_messages_are_stored(phone: Phone, name: str) -> N
 
 
 def test_status_callback_without_status_is_400(phone: Phone) -> None:
-    response = phone.post("/twilio/status", [("MessageSid", "SM1")])
+    response = phone.post("/twilio/status", [("MessageSid", "SM" + "1" * 32)])
     assert response.status_code == 400
+    assert "missing MessageStatus" in response.get_data(as_text=True)
 
 
 def test_failed_delivery_keeps_error_code(make_app: Callable[..., Flask]) -> None:
@@ -232,3 +233,13 @@ def test_call_status_callbacks_are_acknowledged_not_stored(phone: Phone) -> None
     assert phone.post("/twilio/status", form).status_code == 204
     with phone.app.extensions["textback"].store.engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(StatusEvent)).scalar() == 0
+
+
+def test_a_message_we_sent_arriving_as_a_webhook_gets_valid_twiml(phone: Phone) -> None:
+    """One of our numbers texting another: Twilio may give both ends one MessageSid."""
+    sid = "SM" + "5" * 32
+    phone.app.extensions["textback"].store.record_outbound(
+        sid=sid, from_="+15550001111", to=phone.to, body="hi", media=(), status="sent", source="api"
+    )
+    reply = phone.send("hi", sid=sid)
+    assert reply.twiml == '<?xml version="1.0" encoding="UTF-8"?><Response />'

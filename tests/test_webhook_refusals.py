@@ -213,7 +213,7 @@ def test_validation_off_accepts_unsigned(make_app: Callable[..., Flask]) -> None
 
 def test_status_callback_is_signed_too(make_app: Callable[..., Flask]) -> None:
     app = make_app()
-    pairs = [("MessageSid", "SM1"), ("MessageStatus", "delivered")]
+    pairs = [("MessageSid", "SM" + "1" * 32), ("MessageStatus", "delivered")]
     assert post(app, pairs, path="/twilio/status", signed_url=None)[0] == 403
     assert (
         post(app, pairs, path="/twilio/status", signed_url="http://localhost/twilio/status")[0]
@@ -286,3 +286,58 @@ def test_delivery_reports_come_back_to_where_twilio_called(
             select(Message.sid, Message.status).where(Message.direction == "outbound")
         ).one()
     assert tuple(reply) == ("SM" + "d" * 32, "delivered")
+
+
+def test_a_spliced_replay_is_not_a_new_message(make_app: Callable[..., Flask]) -> None:
+    """Twilio's signature joins keys and values with nothing between them: a captured request
+    signs the same when its MessageSid swallows the next parameter. Such a SID is refused."""
+    app = make_app()
+    sid = "SM" + "e" * 32
+    rest = [
+        pair
+        for pair in inbound_form("STOP")
+        if pair[0] not in ("MessageSid", "MessagingServiceSid")
+    ]
+    original = [("MessageSid", sid), ("MessagingServiceSid", "MG42"), *rest]
+    signature = sign(TEST_TOKEN, "http://localhost/twilio", original)
+    spliced = [("MessageSid", sid + "MessagingServiceSidMG42"), *rest]
+    assert sign(TEST_TOKEN, "http://localhost/twilio", spliced) == signature  # the weakness
+    assert post(app, original)[0] == 200
+    status, text = post(app, spliced)
+    assert status == 400 and "MessageSid is not a message SID" in text
+    with app.extensions["textback"].store.engine.connect() as connection:
+        inbound = connection.execute(
+            select(func.count()).select_from(Message).where(Message.direction == "inbound")
+        ).scalar()
+    assert inbound == 1
+
+
+@pytest.mark.parametrize("sid", ["SM1", "SM" + "a" * 31 + "\x00", "XX" + "a" * 32, "SM" + "g" * 32])
+def test_malformed_message_sids_are_400(make_app: Callable[..., Flask], sid: str) -> None:
+    pairs = [(k, sid if k == "MessageSid" else v) for k, v in inbound_form("Hello")]
+    assert post(make_app(), pairs)[0] == 400
+
+
+@pytest.mark.parametrize("field", ["From", "To", "AccountSid"])
+def test_overlong_addresses_are_400_on_every_database(
+    make_app: Callable[..., Flask], field: str
+) -> None:
+    pairs = [(k, "+1" + "5" * 70 if k == field else v) for k, v in inbound_form("Hello")]
+    status, text = post(make_app(), pairs)
+    assert status == 400 and field in text
+
+
+@pytest.mark.parametrize(
+    ("sid", "status"),
+    [("SM1", "delivered"), ("SM" + "a" * 32, "delivered\x00"), ("SM" + "a" * 32, "x" * 40)],
+)
+def test_malformed_status_callbacks_are_400(
+    make_app: Callable[..., Flask], sid: str, status: str
+) -> None:
+    pairs = [("MessageSid", sid), ("MessageStatus", status)]
+    assert (
+        post(make_app(), pairs, path="/twilio/status", signed_url="http://localhost/twilio/status")[
+            0
+        ]
+        == 400
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,6 +12,9 @@ from types import MappingProxyType
 from .errors import MalformedWebhook
 
 REQUIRED_FIELDS = ("MessageSid", "From", "To")
+# Twilio's own pattern for a Message SID (its OpenAPI description of /Messages).
+MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")
+MAX_ADDRESS = 64  # the longest From, To or AccountSid stored (whatsapp:+… and the like fit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +46,12 @@ class Inbound:
     def from_form(cls, form: Iterable[tuple[str, str]]) -> Inbound:
         """Build an Inbound from the webhook's form parameters, in the order they came.
 
-        Raises MalformedWebhook when MessageSid, From or To is missing or empty.
+        Raises MalformedWebhook when MessageSid, From or To is missing or empty, or MessageSid is
+        not a message SID (SM or MM and 32 hex digits). The last check matters for more than
+        tidiness: Twilio's signature joins keys and values with nothing between them, so a
+        captured request whose MessageSid is followed by a parameter such as
+        MessagingServiceSid signs the same as one whose MessageSid swallowed that parameter. A
+        well-formed SID cannot swallow anything, so such a replay cannot pass as a new message.
         """
         pairs = tuple(form)
         params: dict[str, str] = {}
@@ -51,6 +60,11 @@ class Inbound:
         missing = [name for name in REQUIRED_FIELDS if not params.get(name)]
         if missing:
             raise MalformedWebhook("missing " + ", ".join(missing))
+        if MESSAGE_SID.fullmatch(params["MessageSid"]) is None:
+            raise MalformedWebhook("MessageSid is not a message SID (SM or MM and 32 hex digits)")
+        for name in ("From", "To", "AccountSid"):
+            if len(params.get(name, "")) > MAX_ADDRESS:
+                raise MalformedWebhook(f"{name} is longer than {MAX_ADDRESS} characters")
         return cls(
             sid=params["MessageSid"],
             from_=params["From"],

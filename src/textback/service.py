@@ -77,6 +77,11 @@ class Textback:
         twiml, new = self.store.answer_inbound(msg, decide_and_render)
         if new:
             log.info("answered %s from %s", msg.sid, mask_number(msg.from_))
+        elif not twiml:
+            # The SID belongs to a message we sent (one of our numbers texting another): it is
+            # in the log already, and answering it could start two bots talking to each other.
+            log.warning("%s is a message this server sent; not answered again", msg.sid)
+            twiml = render(None)
         else:
             log.info("replayed the stored answer to %s", msg.sid)
         return twiml

@@ -7,6 +7,7 @@ this order: size (413), content type (415), signature (403), required fields (40
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Blueprint
 from flask import Response
@@ -15,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request
 
 from ..errors import MalformedWebhook
+from ..message import MESSAGE_SID
 from ..message import Inbound
 from ..security import SIGNATURE_HEADER
 from ..security import SIGNATURE_SETTINGS_HEADER
@@ -58,7 +60,7 @@ def public_base(service: Textback, request: Request) -> str | None:
         origin = f"{request.scheme}://{request.host}"
     else:
         return None
-    return origin + request.root_path
+    return public_url(origin, request.root_path)
 
 
 def verified_form() -> list[tuple[str, str]] | Response:
@@ -93,6 +95,29 @@ def inbound() -> Response:
     return Response(service.answer(msg, public_base(service, request)), mimetype=CONTENT_TYPE)
 
 
+# Twilio's delivery statuses are lowercase words (queued, sent, delivered, partially_delivered…);
+# error codes are numbers such as 30003.
+_STATUS = re.compile(r"[a-z_-]{1,32}")
+_ERROR_CODE = re.compile(r"[0-9]{0,16}")
+
+
+def status_problem(params: dict[str, str]) -> str | None:
+    """What is wrong with a delivery status callback's form, or None."""
+    sid = params.get("MessageSid") or params.get("SmsSid")
+    if not sid:
+        return "missing MessageSid"
+    if MESSAGE_SID.fullmatch(sid) is None:
+        return "MessageSid is not a message SID (SM or MM and 32 hex digits)"
+    status = params.get("MessageStatus") or params.get("SmsStatus")
+    if not status:
+        return "missing MessageStatus"
+    if _STATUS.fullmatch(status.lower()) is None:
+        return "MessageStatus is not a delivery status"
+    if _ERROR_CODE.fullmatch(params.get("ErrorCode", "")) is None:
+        return "ErrorCode is not a number"
+    return None
+
+
 @bp.post("/twilio/status")
 def status() -> Response:
     form = verified_form()
@@ -102,10 +127,9 @@ def status() -> Response:
     if params.get("CallSid") and not params.get("MessageSid"):
         # A voice call's status (the number's StatusCallback also serves calls): not ours.
         return Response(status=204)
-    if not (params.get("MessageSid") or params.get("SmsSid")):
-        return plain("400 Bad Request: missing MessageSid", 400)
-    if not (params.get("MessageStatus") or params.get("SmsStatus")):
-        return plain("400 Bad Request: missing MessageStatus", 400)
+    problem = status_problem(params)
+    if problem:
+        return plain(f"400 Bad Request: {problem}", 400)
     textback().store.record_status(params, request.args.get("for"))
     return Response(status=204)
 
