@@ -109,7 +109,8 @@ class Phone:
         """Text ``body`` to the app and return its reply.
 
         ``media`` are picture URLs (or (URL, content type) pairs); ``sid`` fixes the
-        MessageSid; ``extra`` adds form parameters (a WhatsApp ``ProfileName``, say).
+        MessageSid (shaped like Twilio's, ``"SM"`` and 32 hex digits, or the webhook is refused
+        with 400); ``extra`` adds form parameters (a WhatsApp ``ProfileName``, say).
         """
         pictures = [(m, "image/jpeg") if isinstance(m, str) else m for m in media]
         form = inbound_form(
