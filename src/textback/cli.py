@@ -88,7 +88,9 @@ def run(host: str, port: int) -> None:
     setup_logging()
     os.environ.setdefault("TEXTBACK_MODE", "development")
     app = build_app()
-    click.echo(f" * textback on http://{host}:{port}/ (webhook: POST /twilio)", err=True)
+    base = f"http://{host}:{port}"
+    click.echo(f" * textback on {base}/ (webhook: POST /twilio)", err=True)
+    click.echo(f" * browser phone: {base}/phone   admin view: {base}/admin", err=True)
     app.run(host=host, port=port, debug=False, use_reloader=False)
 
 
