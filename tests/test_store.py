@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -243,3 +244,18 @@ def test_a_message_we_sent_arriving_as_a_webhook_gets_valid_twiml(phone: Phone) 
     )
     reply = phone.send("hi", sid=sid)
     assert reply.twiml == '<?xml version="1.0" encoding="UTF-8"?><Response />'
+
+
+def test_stored_times_come_back_as_utc(phone: Phone) -> None:
+    """SQLite gives times back without a zone, PostgreSQL in the session's zone: both are UTC."""
+    phone.send("Hello")
+    engine = phone.app.extensions["textback"].store.engine
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET TIME ZONE 'Asia/Kolkata'")
+        stamps = [
+            connection.execute(select(Message.created_at)).scalars().first(),
+            connection.execute(select(Contact.first_seen)).scalars().first(),
+        ]
+    for stamp in stamps:
+        assert stamp.utcoffset() is not None and stamp.tzinfo == UTC

@@ -70,8 +70,6 @@ def is_valid(engine: Engine, token: str, password_hash: str, now: datetime | Non
     if row is None:
         return False
     created: datetime = row.created_at
-    if created.tzinfo is None:  # SQLite gives stored UTC times back without a zone
-        created = created.replace(tzinfo=UTC)
     same_password = bool(row.password_key == password_key(password_hash))
     return same_password and stamp - created < MAX_AGE
 

@@ -21,7 +21,6 @@ from sqlalchemy import or_
 from sqlalchemy import select
 
 from .runs import flow_runs
-from .runs import utc
 from .store import contacts
 from .store import now
 from .text import terminal_safe
@@ -41,7 +40,7 @@ class AnswerTable:
 
 
 def _stamp(value: datetime | None) -> str:
-    return utc(value).isoformat(timespec="seconds") if value is not None else ""
+    return value.isoformat(timespec="seconds") if value is not None else ""
 
 
 def finished_runs(engine: Engine, flow: str) -> list[Any]:

@@ -9,8 +9,6 @@ import os
 import sys
 from collections.abc import Callable
 from collections.abc import Iterator
-from datetime import UTC
-from datetime import datetime
 from typing import Any
 from typing import TypeVar
 
@@ -67,11 +65,6 @@ def build_app(**config: object) -> Flask:
     except TextbackError as exc:
         fail(exc)
         raise  # unreachable: fail() exits
-
-
-def as_utc(stamp: datetime) -> datetime:
-    """Stored times are UTC; SQLite gives them back without a zone."""
-    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -244,7 +237,7 @@ def messages(contact: str | None, limit: int, as_json: bool) -> None:
             "media": [item.get("url", "") for item in row.media or []],
             "status": row.status,
             "source": row.source,
-            "created_at": as_utc(row.created_at).isoformat(),
+            "created_at": row.created_at.isoformat(),
         }
         if as_json:
             click.echo(json.dumps(record, ensure_ascii=False))

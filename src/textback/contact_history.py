@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy import select
 
-from .inbox import as_utc
 from .runs import flow_answers
 from .runs import flow_runs
 from .store import contacts
@@ -47,9 +46,9 @@ def contact(engine: Engine, contact_id: int) -> ContactInfo | None:
         our_number=row.our_number,
         number=row.number,
         opted_out=bool(row.opted_out),
-        opted_out_at=as_utc(row.opted_out_at),
-        first_seen=as_utc(row.first_seen),
-        last_seen=as_utc(row.last_seen),
+        opted_out_at=row.opted_out_at,
+        first_seen=row.first_seen,
+        last_seen=row.last_seen,
     )
 
 
@@ -106,7 +105,7 @@ def thread(
             status=row.status,
             error_code=row.error_code,
             source=row.source,
-            created_at=as_utc(row.created_at),
+            created_at=row.created_at,
         )
         for row in found[:limit]
     ]
@@ -150,12 +149,10 @@ def flow_runs_of(engine: Engine, contact_id: int, *, limit: int = RUNS_SHOWN) ->
                 .where(flow_answers.c.run_id.in_([run.id for run in runs]))
                 .order_by(flow_answers.c.id)
             ):
-                answers.setdefault(row.run_id, []).append(
-                    (row.key, row.value, as_utc(row.answered_at))
-                )
+                answers.setdefault(row.run_id, []).append((row.key, row.value, row.answered_at))
     views = []
     for run in runs:
-        expires = as_utc(run.expires_at)
+        expires = run.expires_at
         is_open = run.ended_at is None and (expires is None or expires > stamp)
         views.append(
             FlowRunView(
@@ -164,8 +161,8 @@ def flow_runs_of(engine: Engine, contact_id: int, *, limit: int = RUNS_SHOWN) ->
                 state=run.state,
                 status="open" if is_open else ("expired" if run.status == "open" else run.status),
                 is_open=is_open,
-                started_at=as_utc(run.started_at),
-                ended_at=as_utc(run.ended_at),
+                started_at=run.started_at,
+                ended_at=run.ended_at,
                 expires_at=expires,
                 values=dict(run._mapping["values"] or {}),
                 answers=answers.get(run.id, []),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC
 from datetime import datetime
 from typing import Any
 
@@ -26,13 +25,6 @@ from .store import now
 
 PAGE_SIZE = 50
 NUMBER_QUERY = re.compile(r"[\d\s()+.-]+")
-
-
-def as_utc(stamp: datetime | None) -> datetime | None:
-    """A stored time as UTC (SQLite gives it back without a zone; it was stored as UTC)."""
-    if stamp is None:
-        return None
-    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
 
 
 def like_pattern(text: str) -> str:
@@ -133,7 +125,7 @@ def conversations(
             last_body=row.body or "",
             last_direction=row.direction,
             last_media=len(row.media or []),
-            last_at=as_utc(row.created_at),
+            last_at=row.created_at,
             open_flow=flows.get(row.id),
         )
         for row in found[:limit]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from datetime import datetime
 from typing import Any
 from typing import ClassVar
@@ -15,17 +16,35 @@ from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy import UniqueConstraint
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
+from sqlalchemy.types import TypeDecorator
 
 INBOUND = "inbound"
 OUTBOUND = "outbound"
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """A time stored as UTC and read back as an aware UTC datetime on every database.
+
+    SQLite keeps no zone and gives stored times back naive; PostgreSQL gives them in the
+    session's zone. Reading them through this type, nobody else has to know.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {
-        datetime: DateTime(timezone=True),
+        datetime: UTCDateTime,
         dict[str, Any]: JSON,
         list[Any]: JSON,
     }

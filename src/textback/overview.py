@@ -17,7 +17,6 @@ from sqlalchemy import and_
 from sqlalchemy import func
 from sqlalchemy import select
 
-from .inbox import as_utc
 from .models import INBOUND
 from .models import OUTBOUND
 from .store import contacts
@@ -135,7 +134,7 @@ def overview(engine: Engine, *, at: datetime | None = None) -> Overview:
             select(func.count()).select_from(contacts).where(contacts.c.opted_out.is_(True))
         ).scalar_one()
         latest_opt_outs = [
-            OptOut(row.id, row.number, row.our_number, as_utc(row.opted_out_at))
+            OptOut(row.id, row.number, row.our_number, row.opted_out_at)
             for row in connection.execute(
                 select(contacts)
                 .where(contacts.c.opted_out.is_(True))
@@ -148,9 +147,7 @@ def overview(engine: Engine, *, at: datetime | None = None) -> Overview:
             select(func.count()).select_from(messages).where(failed_rows)
         ).scalar_one()
         latest_failures = [
-            Failure(
-                row.contact_id, row.to_number, row.status, row.error_code, as_utc(row.created_at)
-            )
+            Failure(row.contact_id, row.to_number, row.status, row.error_code, row.created_at)
             for row in connection.execute(
                 select(
                     messages.c.contact_id,

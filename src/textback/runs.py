@@ -8,7 +8,6 @@ transaction, so a reply and the conversation change are committed together.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
@@ -29,11 +28,6 @@ from .models import clean
 
 flow_runs = cast(Table, FlowRun.__table__)
 flow_answers = cast(Table, FlowAnswer.__table__)
-
-
-def utc(stamp: datetime) -> datetime:
-    """Stored times are UTC; SQLite gives them back without a zone."""
-    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
 
 
 # The contact's latest run that has not ended (expired or not: see conversation_of).
@@ -66,8 +60,8 @@ def conversation_of(
     if run is None:
         return None, None
     run_id, flow, state, values, expires_at = run
-    if expires_at is not None and utc(expires_at) <= stamp:
-        end_run(connection, run_id, "expired", utc(expires_at))
+    if expires_at is not None and expires_at <= stamp:
+        end_run(connection, run_id, "expired", expires_at)
         return None, None
     return Conversation(state, dict(values or {}), flow), run_id
 
