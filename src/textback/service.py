@@ -61,18 +61,7 @@ class Textback:
                 rules=self.rules,
             )
             reply = decision.reply
-            twiml = render(reply, callback if not reply.is_empty else None)
-            return Answer(
-                text=reply.text,
-                media=reply.media,
-                source=decision.source,
-                twiml=twiml,
-                opt_out=decision.opt_out,
-                conversation=decision.conversation,
-                ended=decision.ended,
-                ended_values=decision.ended_values,
-                expire_after=decision.expire_after,
-            )
+            return Answer(decision, render(reply, callback if not reply.is_empty else None))
 
         twiml, new = self.store.answer_inbound(msg, decide_and_render)
         if new:

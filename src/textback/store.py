@@ -12,7 +12,6 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from datetime import UTC
 from datetime import datetime
-from datetime import timedelta
 from typing import Any
 from typing import cast
 
@@ -39,6 +38,7 @@ from .models import StatusEvent
 from .models import clean
 from .prepared import Bound
 from .prepared import Prepared
+from .responder import Decision
 from .runs import OPEN_RUN
 from .runs import conversation_of
 from .runs import end_open_runs
@@ -101,42 +101,13 @@ class ContactState:
 
 
 class Answer:
-    """What the caller decided for a message, ready to be stored."""
+    """What the caller decided for a message (the responder's Decision) and its TwiML."""
 
-    __slots__ = (
-        "conversation",
-        "ended",
-        "ended_values",
-        "expire_after",
-        "media",
-        "opt_out",
-        "source",
-        "text",
-        "twiml",
-    )
+    __slots__ = ("decision", "twiml")
 
-    def __init__(
-        self,
-        *,
-        text: str,
-        media: tuple[str, ...],
-        source: str,
-        twiml: str,
-        opt_out: bool | None,
-        conversation: Conversation | None,
-        ended: str | None = None,
-        ended_values: dict[str, str] | None = None,
-        expire_after: timedelta | None = None,
-    ) -> None:
-        self.text = text
-        self.media = media
-        self.source = source
+    def __init__(self, decision: Decision, twiml: str) -> None:
+        self.decision = decision
         self.twiml = twiml
-        self.opt_out = opt_out
-        self.conversation = conversation
-        self.ended = ended
-        self.ended_values = ended_values
-        self.expire_after = expire_after
 
 
 Decider = Callable[[Connection, ContactState], Answer]
@@ -275,16 +246,17 @@ class Store:
                 return twiml or "", False
             state = self._contact(connection, upsert_contact, stamp)
             answer = decide(connection, state)
-            if answer.text or answer.media:
+            decision, reply = answer.decision, answer.decision.reply
+            if not reply.is_empty:
                 sql["reply"].execute(
                     connection,
                     {
                         "account_sid": clean(msg.account_sid),
                         "from_number": clean(msg.to),
                         "to_number": clean(msg.from_),
-                        "body": clean(answer.text),
-                        "media": [{"url": clean(url)} for url in answer.media],
-                        "source": answer.source,
+                        "body": clean(reply.text),
+                        "media": [{"url": clean(url)} for url in reply.media],
+                        "source": decision.source,
                         "contact_id": state.contact_id,
                         "reply_to_id": claimed,
                         "stamp": stamp,
@@ -295,17 +267,17 @@ class Store:
                 {
                     "message_id": claimed,
                     "contact_id": state.contact_id,
-                    "source": answer.source,
+                    "source": decision.source,
                     "response_twiml": answer.twiml,
                 },
             )
-            if answer.opt_out is not None:
+            if decision.opt_out is not None:
                 connection.execute(
                     self._sql.opt_out,
                     {
                         "contact": state.contact_id,
-                        "opted_out": answer.opt_out,
-                        "opted_out_at": stamp if answer.opt_out else None,
+                        "opted_out": decision.opt_out,
+                        "opted_out_at": stamp if decision.opt_out else None,
                     },
                 )
             self._save_conversation(connection, state, answer, stamp)
@@ -327,10 +299,10 @@ class Store:
             contact_id=state.contact_id,
             run_id=state.run_id,
             before=state.conversation,
-            after=answer.conversation,
-            ended=answer.ended,
-            ended_values=answer.ended_values,
-            expire_after=answer.expire_after,
+            after=answer.decision.conversation,
+            ended=answer.decision.ended,
+            ended_values=answer.decision.ended_values,
+            expire_after=answer.decision.expire_after,
             stamp=stamp,
         )
 
