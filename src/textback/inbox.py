@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy import and_
 from sqlalchemy import func
-from sqlalchemy import or_
 from sqlalchemy import select
 
 from .runs import flow_runs
+from .runs import is_open
 from .store import contacts
 from .store import messages
 from .store import now
@@ -134,21 +134,13 @@ def conversations(
     return ConversationPage(rows, older)
 
 
-def open_run_condition(stamp: datetime) -> Any:
-    """The shared contract's open run: not ended, and not expired."""
-    return and_(
-        flow_runs.c.ended_at.is_(None),
-        or_(flow_runs.c.expires_at.is_(None), flow_runs.c.expires_at > stamp),
-    )
-
-
 def open_flows(connection: Any, contact_ids: list[int]) -> dict[int, str]:
     """The open run's name (its flow, or the Python state) per contact."""
     if not contact_ids:
         return {}
     rows = connection.execute(
         select(flow_runs.c.contact_id, flow_runs.c.flow, flow_runs.c.state)
-        .where(and_(flow_runs.c.contact_id.in_(contact_ids), open_run_condition(now())))
+        .where(and_(flow_runs.c.contact_id.in_(contact_ids), is_open(now())))
         .order_by(flow_runs.c.id)
     )
     return {row.contact_id: row.flow or row.state or "(conversation)" for row in rows}

@@ -20,6 +20,7 @@ from sqlalchemy import bindparam
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
+from sqlalchemy.sql.elements import ColumnElement
 
 from .conversation import Conversation
 from .models import FlowAnswer
@@ -80,17 +81,19 @@ def end_run(
     connection.execute(update(flow_runs).where(flow_runs.c.id == run_id).values(**changes))
 
 
+def is_open(stamp: datetime) -> ColumnElement[bool]:
+    """A run that is open at ``stamp``: not ended, and not expired."""
+    return and_(
+        flow_runs.c.ended_at.is_(None),
+        or_(flow_runs.c.expires_at.is_(None), flow_runs.c.expires_at > stamp),
+    )
+
+
 def end_open_runs(connection: Connection, contact_id: int, status: str, stamp: datetime) -> bool:
     """Close the contact's open (unexpired) run with ``status``; whether there was one."""
     ended = connection.execute(
         update(flow_runs)
-        .where(
-            and_(
-                flow_runs.c.contact_id == contact_id,
-                flow_runs.c.ended_at.is_(None),
-                or_(flow_runs.c.expires_at.is_(None), flow_runs.c.expires_at > stamp),
-            )
-        )
+        .where(and_(flow_runs.c.contact_id == contact_id, is_open(stamp)))
         .values(status=status, ended_at=stamp, updated_at=stamp)
         .returning(flow_runs.c.id)
     ).all()
