@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .text import normalize_command
@@ -92,8 +91,3 @@ class OptOutPolicy:
             Command.START: self.start_reply,
             Command.HELP: self.help_reply,
         }[command]
-
-
-def answered_by_twilio(params: Mapping[str, str]) -> bool:
-    """True when Twilio's Advanced Opt-Out already answered this message (``OptOutType`` is set)."""
-    return bool(params.get("OptOutType"))
