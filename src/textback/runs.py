@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from datetime import timedelta
 from typing import Any
 from typing import cast
 
@@ -26,6 +25,7 @@ from .conversation import Conversation
 from .models import FlowAnswer
 from .models import FlowRun
 from .models import clean
+from .responder import Decision
 
 flow_runs = cast(Table, FlowRun.__table__)
 flow_answers = cast(Table, FlowAnswer.__table__)
@@ -123,13 +123,12 @@ def save_conversation(
     contact_id: int,
     run_id: int | None,
     before: Conversation | None,
-    after: Conversation | None,
-    ended: str | None,
-    ended_values: dict[str, str] | None,
-    expire_after: timedelta | None,
+    decision: Decision,
     stamp: datetime,
 ) -> None:
     """Store what a message did to the contact's conversation (see responder.Decision)."""
+    after, ended, ended_values = decision.conversation, decision.ended, decision.ended_values
+    expire_after = decision.expire_after
     old_values = before.values if before is not None else {}
     expires_at = stamp + expire_after if expire_after is not None else None
     if run_id is not None:

@@ -280,7 +280,14 @@ class Store:
                         "opted_out_at": stamp if decision.opt_out else None,
                     },
                 )
-            self._save_conversation(connection, state, answer, stamp)
+            save_conversation(
+                connection,
+                contact_id=state.contact_id,
+                run_id=state.run_id,
+                before=state.conversation,
+                decision=decision,
+                stamp=stamp,
+            )
         return answer.twiml, True
 
     def _contact(self, connection: Connection, upsert: Bound, stamp: datetime) -> ContactState:
@@ -290,21 +297,6 @@ class Store:
         run = self._prepared["open_run"].first_row(connection, {"contact_id": contact_id})
         conversation, run_id = conversation_of(connection, run, stamp)
         return ContactState(contact_id, bool(opted_out), conversation, run_id)
-
-    def _save_conversation(
-        self, connection: Connection, state: ContactState, answer: Answer, stamp: datetime
-    ) -> None:
-        save_conversation(
-            connection,
-            contact_id=state.contact_id,
-            run_id=state.run_id,
-            before=state.conversation,
-            after=answer.decision.conversation,
-            ended=answer.decision.ended,
-            ended_values=answer.decision.ended_values,
-            expire_after=answer.decision.expire_after,
-            stamp=stamp,
-        )
 
     def end_flow(self, our_number: str, number: str, status: str = "cancelled") -> bool:
         """End the contact's open conversation with ``status``; returns whether there was one."""
