@@ -33,6 +33,7 @@ from .scaleout import scale_out
 from .servers import WORKER_CLASS
 from .servers import WORKERS
 from .servers import Server
+from .servers import serving
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -81,25 +82,19 @@ def comparison(args: argparse.Namespace, work: Path) -> None:
     if args.only:
         wanted = set(args.only.split(","))
         targets = {name: t for name, t in targets.items() if t.server.name in wanted}
-    started = [target.server for target in targets.values()]
     try:
-        for server in started:
-            server.start()
-        for server in started:
-            server.wait_ready()
-        data = {
-            "conditions": conditions(args),
-            **compare(
-                targets,
-                work,
-                seconds=args.seconds,
-                rounds=args.rounds,
-                connections=args.connections,
-            ),
-        }
+        with serving([target.server for target in targets.values()]):
+            data = {
+                "conditions": conditions(args),
+                **compare(
+                    targets,
+                    work,
+                    seconds=args.seconds,
+                    rounds=args.rounds,
+                    connections=args.connections,
+                ),
+            }
     finally:
-        for server in started:
-            server.stop()
         for target in targets.values():
             if target.engine is not None:
                 target.engine.dispose()
@@ -124,25 +119,20 @@ def scale_out_mode(args: argparse.Namespace, work: Path) -> None:
         for number in (1, 2)
     ]
     try:
-        for server in servers:
-            server.start()
-        for server in servers:
-            server.wait_ready()
-        data = {
-            "conditions": conditions(args),
-            **scale_out(
-                servers,
-                engine,
-                database,
-                work,
-                seconds=args.seconds,
-                rounds=args.rounds,
-                connections=args.connections,
-            ),
-        }
+        with serving(servers):
+            data = {
+                "conditions": conditions(args),
+                **scale_out(
+                    servers,
+                    engine,
+                    database,
+                    work,
+                    seconds=args.seconds,
+                    rounds=args.rounds,
+                    connections=args.connections,
+                ),
+            }
     finally:
-        for server in servers:
-            server.stop()
         engine.dispose()
         drop_postgres(args.postgres, database)
     table = scaleout.markdown(data)

@@ -7,12 +7,15 @@ server side spends, not just the worker that answered.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -149,3 +152,17 @@ def cpu_times(pids: list[int]) -> dict[int, float]:
 def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
     """CPU seconds spent between two samples (a process that started in between counts whole)."""
     return sum(value - before.get(pid, 0.0) for pid, value in after.items())
+
+
+@contextlib.contextmanager
+def serving(servers: Sequence[Server]) -> Iterator[None]:
+    """All ``servers`` started and answering for the block, stopped after it whatever happens."""
+    try:
+        for server in servers:
+            server.start()
+        for server in servers:
+            server.wait_ready()
+        yield
+    finally:
+        for server in servers:
+            server.stop()
