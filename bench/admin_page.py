@@ -35,11 +35,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from textback import create_app
-from textback.db import make_engine
-from textback.db import upgrade
-from textback.runs import flow_runs
-from textback.store import contacts
-from textback.store import messages
+from textback.storage.engine import make_engine
+from textback.storage.engine import upgrade
+from textback.storage.runs import flow_runs
+from textback.storage.store import contacts
+from textback.storage.store import messages
 
 PASSWORD = "bench-password"
 OUR_NUMBERS = ("+15559990000", "+15559990001")

@@ -14,8 +14,8 @@ from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
-from textback.security import FormParams
-from textback.simulator import inbound_form
+from textback.channel.forms import inbound_form
+from textback.channel.signature import FormParams
 
 TOKEN = "bench-auth-token-0123456789abcdef"
 PUBLIC_URL = "https://sms.bench.example"

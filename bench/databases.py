@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from textback.db import ensure_schema
-from textback.db import make_engine
+from textback.storage.engine import ensure_schema
+from textback.storage.engine import make_engine
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 

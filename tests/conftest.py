@@ -26,8 +26,8 @@ from werkzeug.serving import make_server
 
 from textback import Bot
 from textback import create_app
-from textback.db import make_engine
-from textback.db import upgrade
+from textback.storage.engine import make_engine
+from textback.storage.engine import upgrade
 from textback.testing import TEST_TOKEN
 
 SAMPLES = Path(__file__).parent / "samples"

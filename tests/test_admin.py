@@ -22,10 +22,10 @@ from werkzeug.security import generate_password_hash
 from textback import Bot
 from textback import Inbound
 from textback import Reply
-from textback import admin_sessions
 from textback.cli import main
 from textback.config import Settings
-from textback.runs import flow_runs
+from textback.storage import admin_sessions
+from textback.storage.runs import flow_runs
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
 from textback.web import auth
@@ -90,7 +90,7 @@ def post(client: FlaskClient, path: str, data: dict[str, str] | None = None) -> 
 
 
 def contact_id(app: Flask, number: str) -> int:
-    from textback import inbox
+    from textback.queries import inbox
 
     engine = app.extensions["textback"].store.engine
     (row,) = [r for r in inbox.conversations(engine).rows if r.number == number]
@@ -279,7 +279,7 @@ def test_list_search_and_pages(
     assert ALICE in searched and BOB not in searched
     assert BOB in page(admin, "/admin?q=0000002") and ALICE not in page(admin, "/admin?q=0000002")
     assert "No conversation matches" in page(admin, "/admin?q=nothing+like+this")
-    monkeypatch.setattr("textback.inbox.PAGE_SIZE", 1)
+    monkeypatch.setattr("textback.queries.inbox.PAGE_SIZE", 1)
     first = page(admin, "/admin")
     older = re.search(r'rel="next" href="([^"]+)"', first)
     assert older is not None and ALICE not in first
@@ -304,7 +304,7 @@ def test_thread_pages_back(app: Flask, admin: FlaskClient, monkeypatch: pytest.M
     phone = Phone(app, TEST_TOKEN)
     for word in ("first", "second", "third"):
         phone.send(word, from_=ALICE)
-    monkeypatch.setattr("textback.contact_history.THREAD_SIZE", 4)
+    monkeypatch.setattr("textback.queries.contact_history.THREAD_SIZE", 4)
     thread = f"/admin/conversations/{contact_id(app, ALICE)}"
     latest = page(admin, thread)
     assert "third" in latest and "first" not in latest and "Newest messages" not in latest

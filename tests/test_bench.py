@@ -13,8 +13,8 @@ from bench import report
 from bench.burst import schedule
 from bench.load import WrkResult
 
-from textback.security import FormParams
-from textback.security import SignatureChecker
+from textback.channel.signature import FormParams
+from textback.channel.signature import SignatureChecker
 
 
 def test_signed_bodies_verify_with_textbacks_checker() -> None:

@@ -12,7 +12,7 @@ from flask import Flask
 from textback import Bot
 from textback import Inbound
 from textback import Reply
-from textback.rules import load_rules
+from textback.rulesfile.rules import load_rules
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
 

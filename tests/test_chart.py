@@ -10,10 +10,10 @@ from datetime import timedelta
 
 import pytest
 
-from textback.chart import HEIGHT
-from textback.chart import hourly_chart
-from textback.chart import nice_max
-from textback.overview import HourCount
+from textback.queries.overview import HourCount
+from textback.web.chart import HEIGHT
+from textback.web.chart import hourly_chart
+from textback.web.chart import nice_max
 
 SVG = "{http://www.w3.org/2000/svg}"
 START = datetime(2026, 11, 28, 22, tzinfo=UTC)

@@ -17,10 +17,10 @@ import requests
 from click.testing import CliRunner
 from sqlalchemy import text
 
+from textback.channel.forms import inbound_form
+from textback.channel.signature import sign
 from textback.cli import main
-from textback.db import make_engine
-from textback.security import sign
-from textback.simulator import inbound_form
+from textback.storage.engine import make_engine
 
 TEXTBACK = [sys.executable, "-m", "textback.cli"]
 HEAD = "0002"

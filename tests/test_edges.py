@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 
 from textback import Bot
 from textback import Inbound
-from textback.message import Reply
-from textback.security import sign
-from textback.simulator import inbound_form
+from textback.channel.forms import inbound_form
+from textback.channel.signature import sign
+from textback.channel.twiml import parse_twiml
+from textback.channel.twiml import render
+from textback.core.message import Reply
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
-from textback.twiml import parse_twiml
-from textback.twiml import render
 
 TEXTS = [
     "😀👍🏽👨‍👩‍👧",

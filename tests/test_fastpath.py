@@ -9,8 +9,8 @@ import pytest
 from flask import Flask
 from flask import current_app
 
-from textback.bot import Bot
-from textback.message import Inbound
+from textback.core.bot import Bot
+from textback.core.message import Inbound
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
 

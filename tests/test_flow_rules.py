@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from textback.cli import main
+from textback.core.flows import ANSWER
+from textback.core.flows import LEAVE
 from textback.errors import RulesError
-from textback.flow_rules import parse_duration
-from textback.flows import ANSWER
-from textback.flows import LEAVE
-from textback.rules import load_rules
+from textback.rulesfile.flow_rules import parse_duration
+from textback.rulesfile.rules import load_rules
 
 FLOW = """
 [[flow]]

@@ -20,17 +20,17 @@ from textback import END
 from textback import Bot
 from textback import Conversation
 from textback import Reply
-from textback.answers import csv_safe
+from textback.channel.forms import inbound_form
+from textback.channel.forms import signed_request
+from textback.channel.twiml import parse_twiml
 from textback.cli import main
-from textback.models import FlowAnswer
-from textback.models import FlowRun
-from textback.optout import START_REPLY
-from textback.optout import STOP_REPLY
-from textback.simulator import inbound_form
-from textback.simulator import signed_request
+from textback.core.optout import START_REPLY
+from textback.core.optout import STOP_REPLY
+from textback.queries.answers import csv_safe
+from textback.storage.models import FlowAnswer
+from textback.storage.models import FlowRun
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
-from textback.twiml import parse_twiml
 
 from .conftest import LiveServer
 

@@ -15,12 +15,12 @@ from textback import Bot
 from textback import Conversation
 from textback import Inbound
 from textback import Reply
-from textback import contact_history
-from textback import inbox
-from textback.overview import overview
-from textback.runs import flow_runs
-from textback.store import messages
-from textback.store import now
+from textback.queries import contact_history
+from textback.queries import inbox
+from textback.queries.overview import overview
+from textback.storage.runs import flow_runs
+from textback.storage.store import messages
+from textback.storage.store import now
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
 

@@ -10,10 +10,10 @@ from flask import Flask
 from sqlalchemy import select
 
 from textback import Bot
-from textback.models import Contact
-from textback.optout import HELP_REPLY
-from textback.optout import START_REPLY
-from textback.optout import STOP_REPLY
+from textback.core.optout import HELP_REPLY
+from textback.core.optout import START_REPLY
+from textback.core.optout import STOP_REPLY
+from textback.storage.models import Contact
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
 

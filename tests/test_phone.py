@@ -13,8 +13,8 @@ from werkzeug.security import generate_password_hash
 
 from textback import Bot
 from textback import Reply
-from textback import admin_sessions
-from textback.simulator import DEFAULT_TO
+from textback.channel.forms import DEFAULT_TO
+from textback.storage import admin_sessions
 from textback.web.access import ADMIN_SESSION_KEY
 from textback.web.phone import CONTACTS
 

@@ -14,10 +14,10 @@ from textback import END
 from textback import Bot
 from textback import Inbound
 from textback import Reply
-from textback.encoding import GSM_BASIC
-from textback.encoding import GSM_EXTENDED
-from textback.encoding import encoding
-from textback.encoding import segment_count
+from textback.core.encoding import GSM_BASIC
+from textback.core.encoding import GSM_EXTENDED
+from textback.core.encoding import encoding
+from textback.core.encoding import segment_count
 
 pytestmark = pytest.mark.browser
 

@@ -7,12 +7,12 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from textback.db import ensure_schema
-from textback.db import make_engine
-from textback.prepared import Prepared
-from textback.store import AnswerStatements
-from textback.store import Store
-from textback.store import messages
+from textback.storage.engine import ensure_schema
+from textback.storage.engine import make_engine
+from textback.storage.prepared import Prepared
+from textback.storage.store import AnswerStatements
+from textback.storage.store import Store
+from textback.storage.store import messages
 
 ROW = {
     "sid": "SM1",

@@ -9,10 +9,10 @@ from textback import END
 from textback import Bot
 from textback import Conversation
 from textback import Reply
-from textback.message import Inbound
-from textback.responder import decide
-from textback.rules import RuleSet
-from textback.rules import parse_rules
+from textback.core.message import Inbound
+from textback.core.responder import decide
+from textback.core.ruleset import RuleSet
+from textback.rulesfile.rules import parse_rules
 
 RULES: dict[str, Any] = {
     "rule": [{"keyword": "hours", "reply": "9-5"}],

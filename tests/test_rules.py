@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from textback.bot import Bot
+from textback.core.bot import Bot
+from textback.core.message import Inbound
 from textback.errors import RulesError
-from textback.message import Inbound
-from textback.rules import load_rules
+from textback.rulesfile.rules import load_rules
 from textback.testing import Phone
 
 EXAMPLE = """

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from textback.security import FormParams
-from textback.security import SignatureChecker
-from textback.security import port_variants
-from textback.security import public_url
-from textback.security import sign
+from textback.channel.signature import FormParams
+from textback.channel.signature import SignatureChecker
+from textback.channel.signature import port_variants
+from textback.channel.signature import public_url
+from textback.channel.signature import sign
 
 VECTOR_URL = "https://mycompany.com/myapp.php?foo=1&bar=2"
 VECTOR_PARAMS = [

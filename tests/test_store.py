@@ -13,11 +13,11 @@ from flask import Flask
 from sqlalchemy import func
 from sqlalchemy import select
 
-from textback.models import Contact
-from textback.models import Message
-from textback.models import StatusEvent
-from textback.simulator import inbound_form
-from textback.simulator import signed_request
+from textback.channel.forms import inbound_form
+from textback.channel.forms import signed_request
+from textback.storage.models import Contact
+from textback.storage.models import Message
+from textback.storage.models import StatusEvent
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
 

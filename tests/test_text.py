@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from textback.text import mask_number
-from textback.text import normalize_command
-from textback.text import normalize_keyword
-from textback.text import terminal_safe
-from textback.text import xml_safe
+from textback.core.text import mask_number
+from textback.core.text import normalize_command
+from textback.core.text import normalize_keyword
+from textback.core.text import terminal_safe
+from textback.core.text import xml_safe
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from textback.channel.tunnel import ngrok_public_url
+from textback.channel.tunnel import tunnels_url
 from textback.errors import ConfigError
-from textback.tunnel import ngrok_public_url
-from textback.tunnel import tunnels_url
 
 from .ngrok import ngrok_agent  # noqa: F401
 from .ngrok import tunnel

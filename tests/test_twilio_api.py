@@ -16,17 +16,17 @@ from sqlalchemy import select
 from twilio.http import HttpClient
 from twilio.http.response import Response
 
-from textback import twilio_api
+from textback.channel import rest
+from textback.channel.rest import BaseUrlHttpClient
+from textback.channel.rest import TwilioApiError
 from textback.cli import main
 from textback.config import Settings
-from textback.db import ensure_schema
-from textback.db import make_engine
 from textback.errors import ConfigError
-from textback.store import Store
-from textback.store import contacts
-from textback.twilio_api import BaseUrlHttpClient
-from textback.twilio_api import TwilioApiError
-from textback.twilio_api import send_message
+from textback.outbound.send import send_message
+from textback.storage.engine import ensure_schema
+from textback.storage.engine import make_engine
+from textback.storage.store import Store
+from textback.storage.store import contacts
 
 from .prism import ACCOUNT
 from .prism import cli_env
@@ -78,7 +78,7 @@ class FakeTwilio(HttpClient):  # type: ignore[misc]
 def fake_twilio(monkeypatch: pytest.MonkeyPatch) -> Callable[[int, dict[str, Any]], FakeTwilio]:
     def install(status: int, payload: dict[str, Any]) -> FakeTwilio:
         fake = FakeTwilio(status, payload)
-        monkeypatch.setattr(twilio_api, "http_client_for", lambda settings: fake)
+        monkeypatch.setattr(rest, "http_client_for", lambda settings: fake)
         return fake
 
     return install
@@ -140,7 +140,7 @@ def test_missing_credentials_are_one_line(
         environ={},
     )
     with pytest.raises(ConfigError, match=problem):
-        twilio_api.rest_client(loaded)
+        rest.rest_client(loaded)
 
 
 def test_development_token_is_never_a_credential(tmp_path: Path) -> None:
@@ -154,7 +154,7 @@ def test_development_token_is_never_a_credential(tmp_path: Path) -> None:
     )
     assert settings.dev_token
     with pytest.raises(ConfigError, match="no credentials"):
-        twilio_api.rest_client(settings)
+        rest.rest_client(settings)
 
 
 def test_api_key_pair_is_used_for_basic_auth(
@@ -320,7 +320,7 @@ def test_prism_refusals_are_one_line(
     client: type[BaseUrlHttpClient],
     expected: str,
 ) -> None:
-    monkeypatch.setattr(twilio_api, "http_client_for", lambda settings: client(prism))
+    monkeypatch.setattr(rest, "http_client_for", lambda settings: client(prism))
     with pytest.raises(TwilioApiError) as caught:
         send_message(api_settings(prism), store, to=THEM, body="Hi", from_=OUR_NUMBER)
     assert expected in str(caught.value)

@@ -6,10 +6,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twilio.twiml.messaging_response import MessagingResponse
 
-from textback.message import Reply
-from textback.text import xml_safe
-from textback.twiml import _CALLBACK
-from textback.twiml import render
+from textback.channel.twiml import _CALLBACK
+from textback.channel.twiml import render
+from textback.core.message import Reply
+from textback.core.text import xml_safe
 
 
 def messaging_response(reply: Reply, status_callback: str) -> str:

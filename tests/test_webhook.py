@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from flask import Flask
 
-from textback.simulator import inbound_form
+from textback.channel.forms import inbound_form
 from textback.testing import Phone
 
 from .conftest import sample

@@ -10,10 +10,10 @@ from flask import Flask
 from sqlalchemy import func
 from sqlalchemy import select
 
-from textback.models import Message
-from textback.models import RejectCount
-from textback.security import sign
-from textback.simulator import inbound_form
+from textback.channel.forms import inbound_form
+from textback.channel.signature import sign
+from textback.storage.models import Message
+from textback.storage.models import RejectCount
 from textback.testing import TEST_TOKEN
 
 

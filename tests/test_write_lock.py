@@ -7,9 +7,9 @@ import threading
 import time
 from pathlib import Path
 
-from textback.db import SQLiteWriteLock
-from textback.db import make_engine
-from textback.db import write_lock
+from textback.storage.engine import SQLiteWriteLock
+from textback.storage.engine import make_engine
+from textback.storage.engine import write_lock
 
 
 def test_postgres_and_memory_need_no_lock(tmp_path: Path) -> None:

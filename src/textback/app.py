@@ -11,17 +11,17 @@ from collections.abc import Mapping
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .bot import Bot
-from .config import MAX_BODY_BYTES
-from .config import Settings
-from .db import ensure_schema
-from .db import make_engine
-from .errors import ConfigError
-from .rules import default_rules
-from .rules import load_rules
-from .security import SignatureChecker
-from .service import Textback
-from .store import Store
+from textback.channel.signature import SignatureChecker
+from textback.config import MAX_BODY_BYTES
+from textback.config import Settings
+from textback.core.bot import Bot
+from textback.errors import ConfigError
+from textback.rulesfile.rules import default_rules
+from textback.rulesfile.rules import load_rules
+from textback.service import Textback
+from textback.storage.engine import ensure_schema
+from textback.storage.engine import make_engine
+from textback.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,10 @@ def create_app(config: Mapping[str, object] | None = None, *, bot: Bot | None = 
     service = Textback(settings, bot or Bot(), rules, Store(engine), checker)
     app.extensions["textback"] = service
 
-    from .web import admin
-    from .web import phone
-    from .web import webhook
-    from .web.fastpath import WebhookFastPath
+    from textback.web import admin
+    from textback.web import phone
+    from textback.web import webhook
+    from textback.web.fastpath import WebhookFastPath
 
     app.wsgi_app = WebhookFastPath(app, app.wsgi_app, service)  # type: ignore[method-assign]
     if settings.trusted_proxies:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from werkzeug.security import generate_password_hash
 
-from .errors import ConfigError
+from textback.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

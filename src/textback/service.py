@@ -11,17 +11,17 @@ from urllib.parse import quote
 
 from sqlalchemy import Connection
 
-from .bot import Bot
-from .config import Settings
-from .message import Inbound
-from .responder import decide
-from .rules import RuleSet
-from .security import SignatureChecker
-from .store import Answer
-from .store import ContactState
-from .store import Store
-from .text import mask_number
-from .twiml import render
+from textback.channel.signature import SignatureChecker
+from textback.channel.twiml import render
+from textback.config import Settings
+from textback.core.bot import Bot
+from textback.core.message import Inbound
+from textback.core.responder import decide
+from textback.core.ruleset import RuleSet
+from textback.core.text import mask_number
+from textback.storage.store import Answer
+from textback.storage.store import ContactState
+from textback.storage.store import Store
 
 log = logging.getLogger(__name__)
 

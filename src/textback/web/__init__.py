@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from ..service import Textback
+from textback.service import Textback
 
 
 def textback() -> Textback:

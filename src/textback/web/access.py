@@ -10,8 +10,8 @@ from flask import g
 from flask import request
 from flask import session
 
-from .. import admin_sessions
-from . import textback
+from textback.storage import admin_sessions
+from textback.web import textback
 
 ADMIN_SESSION_KEY = "textback_admin"
 LOCAL_ADDRESSES = frozenset({"127.0.0.1", "::1"})

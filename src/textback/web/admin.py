@@ -17,17 +17,17 @@ from flask import request
 from flask import url_for
 from flask.typing import ResponseReturnValue
 
-from .. import contact_history
-from .. import inbox
-from ..chart import hourly_chart
-from ..errors import ConfigError
-from ..errors import TextbackError
-from ..overview import overview as overview_of
-from ..text import mask_number
-from ..twilio_api import rest_client
-from ..twilio_api import send_message
-from . import auth
-from . import textback
+from textback.channel.rest import rest_client
+from textback.core.text import mask_number
+from textback.errors import ConfigError
+from textback.errors import TextbackError
+from textback.outbound.send import send_message
+from textback.queries import contact_history
+from textback.queries import inbox
+from textback.queries.overview import overview as overview_of
+from textback.web import auth
+from textback.web import textback
+from textback.web.chart import hourly_chart
 
 log = logging.getLogger(__name__)
 

@@ -33,14 +33,14 @@ from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.security import check_password_hash
 
-from .. import admin_sessions
-from . import textback
-from .access import ADMIN_SESSION_KEY
-from .access import harden
-from .access import is_admin
-from .access import is_local_request
-from .access import session_token
-from .access import token_matches
+from textback.storage import admin_sessions
+from textback.web import textback
+from textback.web.access import ADMIN_SESSION_KEY
+from textback.web.access import harden
+from textback.web.access import is_admin
+from textback.web.access import is_local_request
+from textback.web.access import session_token
+from textback.web.access import token_matches
 
 log = logging.getLogger(__name__)
 

@@ -21,17 +21,17 @@ from flask import Flask
 from werkzeug.utils import get_content_type
 from werkzeug.wrappers import Request
 
-from ..errors import MalformedWebhook
-from ..message import Inbound
-from ..security import SIGNATURE_HEADER
-from ..security import SIGNATURE_SETTINGS_HEADER
-from ..security import FormParams
-from ..service import Textback
-from ..twiml import CONTENT_TYPE
-from .webhook import FORM_TYPE
-from .webhook import plain
-from .webhook import public_base
-from .webhook import webhook_url
+from textback.channel.signature import SIGNATURE_HEADER
+from textback.channel.signature import SIGNATURE_SETTINGS_HEADER
+from textback.channel.signature import FormParams
+from textback.channel.twiml import CONTENT_TYPE
+from textback.core.message import Inbound
+from textback.errors import MalformedWebhook
+from textback.service import Textback
+from textback.web.webhook import FORM_TYPE
+from textback.web.webhook import plain
+from textback.web.webhook import public_base
+from textback.web.webhook import webhook_url
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse

@@ -26,19 +26,19 @@ from flask import render_template
 from flask import request
 from flask.typing import ResponseReturnValue
 
-from ..encoding import encoding
-from ..encoding import segment_count
-from ..security import public_url
-from ..simulator import DEFAULT_TO
-from ..simulator import inbound_form
-from ..simulator import signed_request
-from ..text import mask_number
-from ..twiml import parse_twiml
-from . import textback
-from .access import harden
-from .access import is_admin
-from .access import session_token
-from .access import token_matches
+from textback.channel.forms import DEFAULT_TO
+from textback.channel.forms import inbound_form
+from textback.channel.forms import signed_request
+from textback.channel.signature import public_url
+from textback.channel.twiml import parse_twiml
+from textback.core.encoding import encoding
+from textback.core.encoding import segment_count
+from textback.core.text import mask_number
+from textback.web import textback
+from textback.web.access import harden
+from textback.web.access import is_admin
+from textback.web.access import session_token
+from textback.web.access import token_matches
 
 log = logging.getLogger(__name__)
 

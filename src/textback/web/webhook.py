@@ -15,16 +15,16 @@ from flask import request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request
 
-from ..errors import MalformedWebhook
-from ..message import MESSAGE_SID
-from ..message import Inbound
-from ..security import SIGNATURE_HEADER
-from ..security import SIGNATURE_SETTINGS_HEADER
-from ..security import FormParams
-from ..security import public_url
-from ..service import Textback
-from ..twiml import CONTENT_TYPE
-from . import textback
+from textback.channel.signature import SIGNATURE_HEADER
+from textback.channel.signature import SIGNATURE_SETTINGS_HEADER
+from textback.channel.signature import FormParams
+from textback.channel.signature import public_url
+from textback.channel.twiml import CONTENT_TYPE
+from textback.core.message import MESSAGE_SID
+from textback.core.message import Inbound
+from textback.errors import MalformedWebhook
+from textback.service import Textback
+from textback.web import textback
 
 log = logging.getLogger(__name__)
 

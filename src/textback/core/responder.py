@@ -1,0 +1,171 @@
+"""Decide the answer to one message: carrier commands first, then the bot. No I/O here.
+
+The store loads what is known about the contact, calls ``decide``, and commits what it returns.
+The order: carrier commands (STOP/START/HELP) → silence for an opted-out contact → the leave
+word of an open conversation → a flow trigger restarting or switching flows → the open flow's
+step (or the Python state's handler) → Python handlers → flow triggers → the rules file's rules
+→ the default. docs/conversations.md explains it for users.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from textback.core import flows
+from textback.core.bot import Bot
+from textback.core.bot import Outcome
+from textback.core.conversation import Conversation
+from textback.core.flows import LEAVE
+from textback.core.flows import Flow
+from textback.core.matchers import Keyword
+from textback.core.message import END
+from textback.core.message import Inbound
+from textback.core.message import Reply
+from textback.core.optout import Command
+from textback.core.ruleset import RuleSet
+
+_TWILIO_OPT_OUT_TYPES = {"STOP": Command.STOP, "START": Command.START, "HELP": Command.HELP}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer and what it changes: opt-out status and the contact's conversation.
+
+    ``conversation`` is the open conversation after this message, or None when there is none.
+    ``ended`` is the status the conversation open before this message ended with ("completed",
+    "stopped", "left", "ended", "expired"), None when it goes on (or there was none); a new
+    conversation may then start in the same message. ``ended_values`` are the ended run's final
+    values (None: as stored). ``expire_after`` is the idle time after which ``conversation`` is
+    forgotten.
+    """
+
+    reply: Reply
+    source: str
+    conversation: Conversation | None
+    opt_out: bool | None = None
+    ended: str | None = None
+    ended_values: dict[str, str] | None = None
+    expire_after: timedelta | None = None
+
+
+def carrier_command(msg: Inbound, rules: RuleSet) -> tuple[Command | None, bool]:
+    """The carrier command a message is, and whether Twilio's Advanced Opt-Out answered it."""
+    twilio_type = msg.params.get("OptOutType", "").upper()
+    if twilio_type in _TWILIO_OPT_OUT_TYPES:
+        return _TWILIO_OPT_OUT_TYPES[twilio_type], True
+    return rules.optout.command(msg.body), False
+
+
+def decide(
+    msg: Inbound,
+    *,
+    opted_out: bool,
+    conversation: Conversation | None,
+    bot: Bot,
+    rules: RuleSet,
+) -> Decision:
+    """The answer to ``msg`` from a contact in the given state (an open, unexpired conversation)."""
+    command, twilio_answered = carrier_command(msg, rules)
+    if command is not None:
+        text = "" if twilio_answered else rules.optout.reply_for(command)
+        source = f"optout {command.value}" + (" (answered by Twilio)" if twilio_answered else "")
+        if command is Command.STOP:
+            ended = "stopped" if conversation is not None else None
+            return Decision(Reply(text), source, None, opt_out=True, ended=ended)
+        return Decision(
+            Reply(text), source, conversation, opt_out=False if command is Command.START else None
+        )
+    if opted_out:
+        return Decision(Reply(""), "opted out", conversation)
+    if conversation is None:
+        return _dispatch(msg, bot, rules, Conversation(), existed=False)
+    flow = rules.flow(conversation.flow) if conversation.flow else None
+    if conversation.flow and (flow is None or flow.step_of(conversation) is None):
+        # The rules file changed under this run: forget it, as if it had expired.
+        return _dispatch(msg, bot, rules, Conversation(), existed=False, ended="expired")
+    settings = flow.settings if flow is not None else rules.conversations
+    if settings.leave.match(msg.body) is not None:
+        reply = Reply(flows.fill(settings.leave_reply, msg, {}))
+        return Decision(reply, "leave", None, ended="left")
+    if flow is None:
+        return _python_conversation(msg, bot, rules, conversation.copy())
+    other = _triggered(msg, rules)
+    if other is not None:
+        return _start(other, msg, ended="left")
+    if settings.rule_keywords == LEAVE and _keyword_answers(msg, bot, rules):
+        return _dispatch(msg, bot, rules, Conversation(), existed=False, ended="left")
+    step = flows.answer(flow, conversation, msg)
+    if step.completed:
+        return Decision(step.reply, step.source, None, ended="completed", ended_values=step.values)
+    return Decision(step.reply, step.source, step.conversation, expire_after=settings.expire_after)
+
+
+def _triggered(msg: Inbound, rules: RuleSet) -> Flow | None:
+    return next((flow for flow in rules.flows if flow.trigger.match(msg.body)), None)
+
+
+def _keyword_answers(msg: Inbound, bot: Bot, rules: RuleSet) -> bool:
+    """Whether a keyword handler or keyword rule would answer ``msg``."""
+    matchers = [route.matcher for route in (*bot.routes, *rules.routes)]
+    return any(isinstance(m, Keyword) and m.match(msg.body) is not None for m in matchers)
+
+
+def _start(flow: Flow, msg: Inbound, *, ended: str | None) -> Decision:
+    begun = flows.start(flow, msg)
+    return Decision(
+        begun.reply,
+        begun.source,
+        begun.conversation,
+        ended=ended,
+        expire_after=flow.settings.expire_after,
+    )
+
+
+def _python_conversation(msg: Inbound, bot: Bot, rules: RuleSet, current: Conversation) -> Decision:
+    if current.state is None:  # values kept by handlers, no state: handlers and rules as usual
+        return _dispatch(msg, bot, rules, current, existed=True)
+    outcome = bot.dispatch_state(msg, current)
+    if outcome is None:  # no handler for this state (any more): end it, answer as usual
+        return _dispatch(msg, bot, rules, Conversation(), existed=False, ended="ended")
+    return _after(outcome, current, rules, existed=True, ended=None)
+
+
+def _dispatch(
+    msg: Inbound,
+    bot: Bot,
+    rules: RuleSet,
+    current: Conversation,
+    *,
+    existed: bool,
+    ended: str | None = None,
+) -> Decision:
+    """Handlers, then flow triggers, then rules and the default, with no state handler."""
+    outcome = bot.dispatch_handlers(msg, current)
+    if outcome is None:
+        flow = _triggered(msg, rules)
+        if flow is not None:
+            return _start(flow, msg, ended="left" if existed else ended)
+        outcome = bot.dispatch_rules(msg, current, rules=rules.routes, default=rules.default)
+    return _after(outcome, current, rules, existed=existed, ended=ended)
+
+
+def _after(
+    outcome: Outcome, current: Conversation, rules: RuleSet, *, existed: bool, ended: str | None
+) -> Decision:
+    """The Decision for a handler's or rule's answer: the state it returned is applied."""
+    reply, source = outcome.reply, outcome.source
+    state = reply.state
+    if state is not None:
+        reply = Reply(reply.text, reply.media)
+    if state is END:
+        if existed:
+            return Decision(reply, source, None, ended="ended", ended_values=current.values)
+        return Decision(reply, source, None, ended=ended)
+    after: Conversation | None = None
+    if isinstance(state, str):
+        after = Conversation(state, current.values)
+    elif existed or current.values:
+        after = current
+    expire_after = rules.conversations.expire_after
+    return Decision(reply, source, after, ended=ended, expire_after=expire_after)

@@ -1,0 +1,31 @@
+"""RuleSet: what a rules file says, as the responder uses it. No parsing here (see rulesfile)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+from textback.core.bot import Route
+from textback.core.flows import ConversationSettings
+from textback.core.flows import Flow
+from textback.core.optout import OptOutPolicy
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """What a rules file says: rules in file order, the default reply, the opt-out policy,
+    the flows and the ``[conversations]`` settings."""
+
+    routes: tuple[Route, ...] = ()
+    default: Route | None = None
+    optout: OptOutPolicy = field(default_factory=OptOutPolicy)
+    path: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    flows: tuple[Flow, ...] = ()
+    conversations: ConversationSettings = field(default_factory=ConversationSettings)
+
+    def flow(self, name: str) -> Flow | None:
+        """The flow called ``name``, if the file has one."""
+        return next((flow for flow in self.flows if flow.name == name), None)

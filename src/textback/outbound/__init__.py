@@ -1,0 +1,1 @@
+"""Messages textback sends on its own: through Twilio's REST API, recorded in the database."""

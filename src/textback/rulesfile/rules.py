@@ -1,0 +1,214 @@
+"""The rules file: load ``textback.toml``, validate it, and turn it into routes a Bot dispatches to.
+
+Every problem is reported as ``RulesError(path, where, problem)``, e.g.
+``textback.toml: rule 3 (keyword "hours"): unknown key 'replay'`` — never a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic import ValidationError
+from pydantic import field_validator
+
+from textback.core.bot import DEFAULT_REPLY
+from textback.core.bot import Route
+from textback.core.conversation import Conversation
+from textback.core.matchers import Contains
+from textback.core.matchers import Keyword
+from textback.core.matchers import Match
+from textback.core.matchers import Matcher
+from textback.core.matchers import Pattern
+from textback.core.message import Inbound
+from textback.core.message import Reply
+from textback.core.optout import HELP_REPLY
+from textback.core.optout import HELP_WORDS
+from textback.core.optout import START_REPLY
+from textback.core.optout import START_WORDS
+from textback.core.optout import STOP_REPLY
+from textback.core.optout import STOP_WORDS
+from textback.core.optout import OptOutPolicy
+from textback.core.ruleset import RuleSet
+from textback.core.templates import MESSAGE_FIELDS
+from textback.core.templates import Template
+from textback.core.templates import TemplateError
+from textback.errors import RulesError
+from textback.rulesfile.flow_rules import parse_conversations
+from textback.rulesfile.flow_rules import parse_flows
+from textback.rulesfile.specs import STRICT
+from textback.rulesfile.specs import check_media
+from textback.rulesfile.specs import problem
+
+TOP_LEVEL_KEYS = ("rule", "default", "optout", "flow", "conversations")
+
+
+class _Strict(BaseModel):
+    model_config = STRICT
+
+
+class ReplySpec(_Strict):
+    reply: str
+    media: list[str] = []
+
+    _urls = field_validator("media")(check_media)
+
+
+class RuleSpec(ReplySpec):
+    name: str | None = None
+    keyword: str | None = None
+    keywords: list[str] | None = None
+    pattern: str | None = None
+    contains: str | None = None
+
+
+class OptOutSpec(_Strict):
+    stop_words: list[str] = list(STOP_WORDS)
+    start_words: list[str] = list(START_WORDS)
+    help_words: list[str] = list(HELP_WORDS)
+    stop_reply: str = STOP_REPLY
+    start_reply: str = START_REPLY
+    help_reply: str = HELP_REPLY
+
+
+MATCH_KEYS = ("keyword", "keywords", "pattern", "contains")
+
+
+def template_reply(
+    text: Template, media: tuple[Template, ...]
+) -> Callable[[Inbound, Match | None, Conversation], Reply]:
+    """A handler that fills the templates in from the message, the match and saved values."""
+    if not text.fields and not any(m.fields for m in media):
+        constant = Reply(text.fill({}), [m.fill({}) for m in media])
+        return lambda msg, match, conversation: constant
+
+    def reply(msg: Inbound, match: Match | None, conversation: Conversation) -> Reply:
+        values = {**conversation.values, "from": msg.from_, "to": msg.to, "body": msg.body}
+        if match is not None:
+            values.update(match.groups)
+        return Reply(text.fill(values), [m.fill(values) for m in media])
+
+    return reply
+
+
+def _route(name: str, matcher: Matcher | None, spec: ReplySpec, available: set[str]) -> Route:
+    text = Template(spec.reply, available)
+    media = tuple(Template(url, available) for url in spec.media)
+    respond = template_reply(text, media)
+
+    def handler(msg: Inbound, rule_match: Match | None, conversation: Conversation) -> Reply:
+        return respond(msg, rule_match, conversation)
+
+    handler.__name__ = name
+    return Route(name=name, handler=handler, matcher=matcher, wants=("rule_match", "conversation"))
+
+
+def _describe(raw: Mapping[str, Any]) -> str:
+    for key in ("name", *MATCH_KEYS):
+        value = raw.get(key)
+        if isinstance(value, str):
+            return f"{key} {value!r}"
+        if isinstance(value, list) and value:
+            return f"{key} {value[0]!r}…" if len(value) > 1 else f"{key} {value[0]!r}"
+    return ""
+
+
+def _matcher(spec: RuleSpec) -> tuple[Matcher, set[str]]:
+    given = [key for key in MATCH_KEYS if getattr(spec, key) is not None]
+    if len(given) != 1:
+        which = " and ".join(given) if given else "none"
+        raise ValueError(f"a rule needs exactly one of {', '.join(MATCH_KEYS)} (found {which})")
+    if spec.keyword is not None:
+        return Keyword([spec.keyword]), set(MESSAGE_FIELDS)
+    if spec.keywords is not None:
+        return Keyword(spec.keywords), set(MESSAGE_FIELDS)
+    if spec.contains is not None:
+        return Contains(spec.contains), set(MESSAGE_FIELDS)
+    assert spec.pattern is not None
+    try:
+        regex = re.compile(spec.pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise ValueError(f"bad pattern {spec.pattern!r}: {exc}") from exc
+    return Pattern(regex), set(MESSAGE_FIELDS) | set(regex.groupindex)
+
+
+def parse_rules(data: Mapping[str, Any], path: str) -> RuleSet:
+    """Validate parsed TOML and build the RuleSet; raises RulesError naming what is wrong."""
+    unknown = [key for key in data if key not in TOP_LEVEL_KEYS]
+    if unknown:
+        raise RulesError(
+            path, "", f"unknown table {unknown[0]!r}; expected {', '.join(TOP_LEVEL_KEYS)}"
+        )
+    raw_rules = data.get("rule", [])
+    if not isinstance(raw_rules, list):
+        raise RulesError(path, "rule", "write rules as [[rule]] tables")
+    routes = []
+    for index, raw in enumerate(raw_rules, start=1):
+        label = _describe(raw) if isinstance(raw, dict) else ""
+        where = f"rule {index}" + (f" ({label})" if label else "")
+        try:
+            spec = RuleSpec.model_validate(raw)
+            matcher, available = _matcher(spec)
+            routes.append(
+                _route(
+                    spec.name or f"rule {index} ({matcher.describe()})", matcher, spec, available
+                )
+            )
+        except ValidationError as exc:
+            raise RulesError(path, where, problem(exc, RuleSpec)) from None
+        except (ValueError, TemplateError) as exc:
+            raise RulesError(path, where, str(exc)) from None
+    default = None
+    if "default" in data:
+        try:
+            default = _route(
+                "default", None, ReplySpec.model_validate(data["default"]), set(MESSAGE_FIELDS)
+            )
+        except ValidationError as exc:
+            raise RulesError(path, "[default]", problem(exc, ReplySpec)) from None
+        except (ValueError, TemplateError) as exc:
+            raise RulesError(path, "[default]", str(exc)) from None
+    optout = OptOutPolicy()
+    if "optout" in data:
+        try:
+            optout = OptOutPolicy.from_lists(
+                **OptOutSpec.model_validate(data["optout"]).model_dump()
+            )
+        except ValidationError as exc:
+            raise RulesError(path, "[optout]", problem(exc, OptOutSpec)) from None
+    conversations = parse_conversations(data, path, optout)
+    flows = parse_flows(data, path, conversations, optout)
+    return RuleSet(tuple(routes), default, optout, path, data, flows, conversations)
+
+
+def load_rules(path: str | Path) -> RuleSet:
+    """Read and validate a rules file."""
+    shown = str(path)
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise RulesError(shown, "", "file not found") from None
+    except OSError as exc:
+        raise RulesError(shown, "", f"cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(shown, "", f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise RulesError(shown, "", "not valid UTF-8") from None
+    return parse_rules(data, shown)
+
+
+def default_rules() -> RuleSet:
+    """The rules that apply with no rules file: the classic tutorial's two answers."""
+    return parse_rules(
+        {
+            "rule": [{"keyword": "hello", "reply": "Hello back to you!"}],
+            "default": {"reply": DEFAULT_REPLY},
+        },
+        "(built-in rules)",
+    )

@@ -1,0 +1,211 @@
+"""The database connection of one app: engine set-up, schema checks and migrations (Alembic)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from contextlib import nullcontext
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+from sqlalchemy import create_engine
+from sqlalchemy import event
+from sqlalchemy import inspect
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from textback.errors import ConfigError
+from textback.errors import SchemaError
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+_ADVISORY_LOCK_ID = 0x7E47BAC  # any constant: serialises migrations across servers
+
+
+def _create_private(database: Path) -> None:
+    """Create a new SQLite file readable by its owner only: it holds every message and number.
+
+    SQLite gives the -wal and -shm files the same permissions as the database file.
+    """
+    database.parent.mkdir(parents=True, exist_ok=True)
+    if not database.exists():
+        os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys.
+
+    SQLite runs with ``synchronous=NORMAL``: in WAL mode a commit is atomic and the file never
+    corrupts, but the last transactions before a power loss (not a crash of textback) may be
+    lost. See the README's "Durability" for the trade-off and how to change it.
+    """
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ConfigError(f"DATABASE_URL is not a database URL: {exc}") from None
+    if parsed.drivername == "postgresql" or parsed.drivername == "postgres":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    options: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            _create_private(Path(parsed.database))
+        options["connect_args"] = {
+            "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+            "check_same_thread": False,
+        }
+    else:
+        options["pool_pre_ping"] = True
+    try:
+        engine = create_engine(parsed, **options)
+    except Exception as exc:  # an unknown driver, a missing DBAPI package
+        raise ConfigError(f"cannot use DATABASE_URL: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class SQLiteWriteLock:
+    """Lets one SQLite write transaction at a time in, across threads and worker processes.
+
+    SQLite admits one writer; a second one is refused and retries on SQLite's busy handler, which
+    sleeps 1, 2, 5, 10... ms between tries, so under load writers queue by sleeping and the slowest
+    requests wait tens of milliseconds for a lock that was free long before. Waiting on a file lock
+    (``flock``) instead wakes the next writer as soon as the lock is released. The busy timeout
+    still covers writers outside this lock (the CLI, another tool).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._threads = threading.Lock()
+        self._handle: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            if self._pid != os.getpid():  # a lock file opened before a fork is shared: reopen
+                self._handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._pid = os.getpid()
+            assert self._handle is not None
+            fcntl.flock(self._handle, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            assert self._handle is not None
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
+def write_lock(engine: Engine) -> AbstractContextManager[None]:
+    """What a write transaction holds on ``engine``: SQLiteWriteLock for a SQLite file, else
+    nothing (PostgreSQL locks rows, not the database)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return nullcontext()
+    return SQLiteWriteLock(f"{database}.write-lock")
+
+
+def alembic_config(engine: Engine) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(files("textback.storage") / "migrations"))
+    config.attributes["engine"] = engine
+    return config
+
+
+def head_revision(engine: Engine) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+@contextlib.contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Only one process migrates at a time: a file lock for SQLite, an advisory lock elsewhere."""
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.migrate-lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _ADVISORY_LOCK_ID})
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _ADVISORY_LOCK_ID})
+            connection.commit()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply migrations up to ``revision`` (``textback db upgrade``)."""
+    with migration_lock(engine):
+        command.upgrade(alembic_config(engine), revision)
+
+
+def ensure_schema(engine: Engine, *, create_if_empty: bool = True) -> None:
+    """Create the schema in an empty database; refuse one whose schema is behind.
+
+    An empty database (no tables at all) is set up on first start, so the default SQLite file
+    needs no command. A database with an older schema is never changed behind the operator's
+    back: SchemaError says which command to run.
+    """
+    head = head_revision(engine)
+    try:
+        current = current_revision(engine)
+    except Exception as exc:
+        raise SchemaError(f"cannot open the database {_safe_url(engine)}: {exc}") from None
+    if current == head:
+        return
+    if current is None and create_if_empty:
+        with migration_lock(engine):
+            if current_revision(engine) is None:
+                if inspect(engine).get_table_names():
+                    raise SchemaError(
+                        f"the database {_safe_url(engine)} has tables but no textback schema "
+                        "version; point DATABASE_URL at an empty database"
+                    )
+                log.info("creating the textback schema in %s", _safe_url(engine))
+                command.upgrade(alembic_config(engine), "head")
+        return
+    raise SchemaError(
+        f"the database schema is at {current or 'nothing'} but this textback needs {head}: "
+        "run `textback db upgrade` (back up the database first)"
+    )
+
+
+def _safe_url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
