@@ -53,7 +53,7 @@ def incoming_sms() -> str:
 def textback_app() -> Flask:
     """(c): textback as ``textback serve`` runs it (INFO logging to stderr, settings from env)."""
     from textback.app import create_app
-    from textback.cli import setup_logging
+    from textback.cli.resources import setup_logging
 
     setup_logging()
     return create_app()

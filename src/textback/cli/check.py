@@ -1,0 +1,71 @@
+"""``textback check``: configuration, rules file and schema, without starting anything."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from textback.cli.group import main
+
+
+@main.command()
+def check() -> None:
+    """Validate the configuration, the rules file and the database schema."""
+    from textback.app import import_bot
+    from textback.config import MISSING_TOKEN
+    from textback.config import Settings
+    from textback.rulesfile.rules import default_rules
+    from textback.rulesfile.rules import load_rules
+    from textback.storage.engine import current_revision
+    from textback.storage.engine import head_revision
+    from textback.storage.engine import make_engine
+
+    settings = Settings.load()
+    rules = load_rules(settings.rules_path) if settings.rules_path else default_rules()
+    bot = import_bot(settings.bot_path) if settings.bot_path else None
+    engine = make_engine(settings.database_url)
+    click.echo(f"mode: {settings.mode}")
+    if bot is not None:
+        click.echo(f"bot: {settings.bot_path}: {len(bot.routes)} handler(s)")
+    click.echo(
+        f"rules: {rules.path}: {len(rules.routes)} rule(s)"
+        + (f", {len(rules.flows)} flow(s)" if rules.flows else "")
+        + (", a default reply" if rules.default else "")
+    )
+    if not settings.signature_validation:
+        click.echo("warning: TEXTBACK_SIGNATURE_VALIDATION=off: signatures are not checked")
+    elif not settings.auth_tokens:
+        if os.environ.get("TEXTBACK_MODE", "").lower() == "production":
+            click.echo(f"textback: error: {MISSING_TOKEN}", err=True)
+            sys.exit(1)
+        click.echo(
+            "warning: TWILIO_AUTH_TOKEN is not set: `textback run` will use a development "
+            "token; `textback serve` will refuse to start"
+        )
+    elif settings.dev_token:
+        click.echo("signatures: checked with the development token (no TWILIO_AUTH_TOKEN set)")
+    else:
+        click.echo(f"signatures: checked with {len(settings.auth_tokens)} token(s)")
+    click.echo(f"public URL: {settings.public_url or '(not set: the request URL is used)'}")
+    try:
+        current, head = current_revision(engine), head_revision(engine)
+    except Exception as exc:
+        click.echo(f"textback: error: cannot open the database: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        engine.dispose()
+    url = engine.url.render_as_string(hide_password=True)
+    if current == head:
+        click.echo(f"database: {url}: up to date ({head})")
+    elif current is None:
+        click.echo(f"database: {url}: empty; the schema is created on first start")
+    else:
+        click.echo(
+            f"textback: error: database {url} is at {current}, needs {head}: "
+            "run `textback db upgrade`",
+            err=True,
+        )
+        sys.exit(1)
+    click.echo("ok")

@@ -1,0 +1,43 @@
+"""What the commands share: logging, the configured database, an app built from the settings."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from sqlalchemy import Engine
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def configured_engine(*, create_schema: bool = False) -> Iterator[Engine]:
+    """The configured database's engine, disposed afterwards."""
+    from textback.config import Settings
+    from textback.storage.engine import ensure_schema
+    from textback.storage.engine import make_engine
+
+    engine = make_engine(Settings.load().database_url)
+    try:
+        if create_schema:
+            ensure_schema(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def build_app(**config: object) -> Flask:
+    """The app the settings describe (a TextbackError ends the command cleanly)."""
+    from textback.app import create_app
+
+    return create_app(config)

@@ -1,0 +1,40 @@
+"""``textback run`` (development) and ``textback serve`` (production)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from textback.cli.group import main
+from textback.cli.resources import build_app
+from textback.cli.resources import setup_logging
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+def run(host: str, port: int) -> None:
+    """Run the development server (creates a development token if none is set)."""
+    setup_logging()
+    os.environ.setdefault("TEXTBACK_MODE", "development")
+    app = build_app()
+    base = f"http://{host}:{port}"
+    click.echo(f" * textback on {base}/ (webhook: POST /twilio)", err=True)
+    click.echo(f" * browser phone: {base}/phone   admin view: {base}/admin", err=True)
+    app.run(host=host, port=port, debug=False, use_reloader=False)
+
+
+@main.command()
+@click.option("--bind", default="127.0.0.1:8000", show_default=True, help="Address to listen on.")
+@click.option("--workers", default=None, type=int, help="Worker processes [2 x CPUs + 1, max 8].")
+def serve(bind: str, workers: int | None) -> None:
+    """Run the production server (gunicorn). Refuses to start without TWILIO_AUTH_TOKEN."""
+    from textback.cli.server import serve as run_gunicorn
+
+    setup_logging()
+    os.environ.setdefault("TEXTBACK_MODE", "production")
+    app = build_app()  # validate configuration, rules and schema once, before forking
+    app.extensions["textback"].store.engine.dispose()
+    count = workers or min(2 * (os.cpu_count() or 1) + 1, 8)
+    run_gunicorn(bind=bind, workers=count)
