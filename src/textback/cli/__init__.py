@@ -6,9 +6,20 @@ from textback.cli import admin
 from textback.cli import check
 from textback.cli import database
 from textback.cli import log
+from textback.cli import replay
 from textback.cli import serving
 from textback.cli import simulate_command
 from textback.cli import twilio
 from textback.cli.group import main
 
-__all__ = ["admin", "check", "database", "log", "main", "serving", "simulate_command", "twilio"]
+__all__ = [
+    "admin",
+    "check",
+    "database",
+    "log",
+    "main",
+    "replay",
+    "serving",
+    "simulate_command",
+    "twilio",
+]

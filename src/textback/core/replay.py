@@ -1,0 +1,135 @@
+"""What another rules file or bot would have answered: stored messages decided again. No I/O.
+
+``textback replay`` loads the stored history (queries.history) and calls :func:`replay`. Each
+contact's messages are decided again in the order they came, from the first one stored, with
+the state the new rules themselves produce (opt-outs, conversations and their expiry), so a
+changed flow is judged on the conversation it would really have had. Only the messages inside
+the reported window are compared; the earlier ones just build the state.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import groupby
+
+from textback.core.bot import Bot
+from textback.core.conversation import Conversation
+from textback.core.message import Inbound
+from textback.core.responder import Decision
+from textback.core.responder import decide
+from textback.core.ruleset import RuleSet
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One stored inbound message and what it was answered at the time."""
+
+    msg: Inbound
+    received_at: datetime
+    text: str
+    media: tuple[str, ...]
+    source: str
+
+
+class Change(enum.Enum):
+    """How the new answer differs from the stored one."""
+
+    REPLY = "other reply"
+    ANSWERED = "now answered"
+    SILENCED = "now silent"
+    SOURCE = "same reply, other source"
+    ERROR = "handler error"
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """A message the new rules answer differently."""
+
+    old: Exchange
+    change: Change
+    text: str
+    media: tuple[str, ...]
+    source: str
+
+
+@dataclass(slots=True)
+class _ContactState:
+    opted_out: bool = False
+    conversation: Conversation | None = None
+    expires_at: datetime | None = None
+
+    def open_conversation(self, at: datetime) -> Conversation | None:
+        if self.conversation is not None and self.expires_at is not None and at >= self.expires_at:
+            self.conversation = None  # expired before this message, as the store would find it
+        return self.conversation.copy() if self.conversation is not None else None
+
+    def apply(self, decision: Decision, at: datetime) -> None:
+        if decision.opt_out is not None:
+            self.opted_out = decision.opt_out
+        if decision.conversation is None:
+            self.conversation, self.expires_at = None, None
+            return
+        self.conversation = decision.conversation
+        if decision.expire_after is not None:
+            self.expires_at = at + decision.expire_after
+
+
+def _change(old: Exchange, text: str, media: tuple[str, ...], source: str) -> Change | None:
+    if (old.text, old.media) == (text, media):
+        return None if old.source == source else Change.SOURCE
+    if not old.text and not old.media:
+        return Change.ANSWERED
+    if not text and not media:
+        return Change.SILENCED
+    return Change.REPLY
+
+
+def _contact(exchange: Exchange) -> tuple[str, str]:
+    return exchange.msg.to, exchange.msg.from_
+
+
+def replay(
+    history: Iterable[Exchange],
+    *,
+    bot: Bot,
+    rules: RuleSet,
+    report: Callable[[Exchange], bool] = lambda exchange: True,
+) -> Iterator[tuple[Exchange, Difference | None]]:
+    """Decide every exchange again; yield each reported one with its difference (None: same).
+
+    ``history`` must be ordered by contact (our number, their number), then by time. A handler
+    that raises is reported as a ``Change.ERROR`` carrying the exception, and the contact's
+    state is left as it was.
+    """
+    for _, exchanges in groupby(history, key=_contact):
+        state = _ContactState()
+        for old in exchanges:
+            conversation = state.open_conversation(old.received_at)
+            try:
+                decision = decide(
+                    old.msg,
+                    opted_out=state.opted_out,
+                    conversation=conversation,
+                    bot=bot,
+                    rules=rules,
+                )
+            except Exception as exc:  # user code: report it, go on with the next message
+                if report(old):
+                    error = f"{type(exc).__name__}: {exc}"
+                    yield old, Difference(old, Change.ERROR, "", (), error)
+                continue
+            state.apply(decision, old.received_at)
+            if not report(old):
+                continue
+            reply = decision.reply
+            text, media = reply.text, tuple(reply.media)
+            change = _change(old, text, media, decision.source)
+            yield (
+                old,
+                (None if change is None else Difference(old, change, text, media, decision.source)),
+            )
