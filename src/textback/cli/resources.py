@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import logging
-import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
+
+from textback.logs import setup_logging
+
+__all__ = ["build_app", "configured_engine", "setup_logging"]
 
 if TYPE_CHECKING:
     from flask import Flask
     from sqlalchemy import Engine
-
-
-def setup_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @contextlib.contextmanager

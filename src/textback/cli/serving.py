@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import click
@@ -9,6 +10,15 @@ import click
 from textback.cli.group import main
 from textback.cli.resources import build_app
 from textback.cli.resources import setup_logging
+from textback.logs import log_format
+
+
+def _banner(line: str) -> None:
+    # A person reads the banner; a log shipper reads JSON lines only.
+    if log_format() == "json":
+        logging.getLogger(__name__).info(line.removeprefix(" * "))
+    else:
+        click.echo(line, err=True)
 
 
 @main.command()
@@ -20,8 +30,8 @@ def run(host: str, port: int) -> None:
     os.environ.setdefault("TEXTBACK_MODE", "development")
     app = build_app()
     base = f"http://{host}:{port}"
-    click.echo(f" * textback on {base}/ (webhook: POST /twilio)", err=True)
-    click.echo(f" * browser phone: {base}/phone   admin view: {base}/admin", err=True)
+    _banner(f" * textback on {base}/ (webhook: POST /twilio)")
+    _banner(f" * browser phone: {base}/phone   admin view: {base}/admin")
     app.run(host=host, port=port, debug=False, use_reloader=False)
 
 

@@ -1,0 +1,97 @@
+"""TEXTBACK_LOG_FORMAT=json: one JSON object per line, and still no bodies or whole numbers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from textback.errors import ConfigError
+from textback.logs import JsonFormatter
+from textback.logs import log_format
+
+NUMBER = "+15557654321"
+BODY = "my secret order 4242"
+
+
+def test_a_record_becomes_one_object_with_its_fields_and_traceback() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord(
+            "textback.service", logging.ERROR, __file__, 1, "answered %s", ("SM1",), sys.exc_info()
+        )
+    record.sid = "SM1"
+    record.duration_ms = 1.5
+    line = json.loads(JsonFormatter().format(record))
+    assert line["level"] == "ERROR" and line["logger"] == "textback.service"
+    assert line["message"] == "answered SM1"
+    assert line["sid"] == "SM1" and line["duration_ms"] == 1.5
+    assert "ValueError: boom" in line["exception"]
+    assert line["time"].endswith("+00:00")
+
+
+def test_a_wrong_format_is_named() -> None:
+    with pytest.raises(ConfigError, match="TEXTBACK_LOG_FORMAT='xml': use text or json"):
+        log_format({"TEXTBACK_LOG_FORMAT": "xml"})
+    assert log_format({}) == "text"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_served_webhook_logs_json_lines_without_the_body_or_number(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TEXTBACK_", "TWILIO_")) and key != "DATABASE_URL"
+    }
+    env.update(TEXTBACK_LOG_FORMAT="json", TEXTBACK_INSTANCE=str(tmp_path / "instance"))
+    command = [sys.executable, "-m", "textback.cli"]
+    server = subprocess.Popen(
+        [*command, "run", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if requests.get(url, timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        answered = subprocess.run(
+            [*command, "simulate", BODY, "--from", NUMBER, "--url", f"{url}/twilio"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert answered.returncode == 0, answered.stderr
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=10)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines, "the server logged nothing"
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    # Every line textback itself writes is JSON (werkzeug's banner lines may be plain).
+    ours = [line for line in lines if "textback" in line]
+    assert ours and all(line.startswith("{") for line in ours)
+    assert any(r["logger"].startswith("textback") and r["level"] == "INFO" for r in records)
+    assert BODY not in stderr and NUMBER not in stderr
