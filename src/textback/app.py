@@ -59,6 +59,7 @@ def create_app(config: Mapping[str, object] | None = None, *, bot: Bot | None = 
     app.extensions["textback"] = service
 
     from textback.web import admin
+    from textback.web import metrics
     from textback.web import phone
     from textback.web import webhook
     from textback.web.fastpath import WebhookFastPath
@@ -72,6 +73,7 @@ def create_app(config: Mapping[str, object] | None = None, *, bot: Bot | None = 
 
     app.register_blueprint(webhook.bp)
     app.register_blueprint(phone.bp)
+    app.register_blueprint(metrics.bp)
     admin.init_app(app)
     _announce(settings)
     return app

@@ -54,6 +54,8 @@ class Settings:
     phone_enabled: bool = False
     secret_key: str = ""
     bot_path: str | None = None
+    metrics_enabled: bool = True
+    metrics_token: str | None = None
 
     @property
     def development(self) -> bool:
@@ -187,6 +189,8 @@ def _build(values: Mapping[str, str]) -> Settings:
         phone_enabled=_flag(values, "TEXTBACK_PHONE", mode == DEVELOPMENT),
         secret_key=secret_key,
         bot_path=values.get("TEXTBACK_BOT", "").strip() or None,
+        metrics_enabled=_flag(values, "TEXTBACK_METRICS", True),
+        metrics_token=values.get("TEXTBACK_METRICS_TOKEN", "").strip() or None,
     )
 
 

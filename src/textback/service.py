@@ -6,11 +6,13 @@ This is what the web layer calls; it holds no Flask objects, so it is tested wit
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from sqlalchemy import Connection
 
+from textback import metrics
 from textback.channel.signature import SignatureChecker
 from textback.channel.twiml import render
 from textback.config import Settings
@@ -51,6 +53,7 @@ class Textback:
         report its delivery to ``/twilio/status``.
         """
         callback = self.status_callback_url(public_base, msg.sid)
+        sources: list[str] = []  # the decision's source, for the replies metric
 
         def decide_and_render(_connection: Connection, state: ContactState) -> Answer:
             decision = decide(
@@ -61,9 +64,15 @@ class Textback:
                 rules=self.rules,
             )
             reply = decision.reply
+            sources.append(decision.source)
             return Answer(decision, render(reply, callback if not reply.is_empty else None))
 
+        started = time.perf_counter()
         twiml, new = self.store.answer_inbound(msg, decide_and_render)
+        metrics.ANSWER_SECONDS.observe(time.perf_counter() - started)
+        metrics.WEBHOOKS.labels("answered" if new else "duplicate").inc()
+        if new and sources:
+            metrics.REPLIES.labels(metrics.source_kind(sources[-1])).inc()
         if new:
             log.info("answered %s from %s", msg.sid, mask_number(msg.from_))
         elif not twiml:

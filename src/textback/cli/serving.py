@@ -40,10 +40,14 @@ def run(host: str, port: int) -> None:
 @click.option("--workers", default=None, type=int, help="Worker processes [2 x CPUs + 1, max 8].")
 def serve(bind: str, workers: int | None) -> None:
     """Run the production server (gunicorn). Refuses to start without TWILIO_AUTH_TOKEN."""
+    from textback import metrics_folder
     from textback.cli.server import serve as run_gunicorn
+    from textback.config import Settings
 
     setup_logging()
     os.environ.setdefault("TEXTBACK_MODE", "production")
+    # Before anything imports prometheus-client, so every worker counts into one folder.
+    metrics_folder.prepare(Settings.load().instance_path / "metrics", wipe=True)
     app = build_app()  # validate configuration, rules and schema once, before forking
     app.extensions["textback"].store.engine.dispose()
     count = workers or min(2 * (os.cpu_count() or 1) + 1, 8)

@@ -1,0 +1,154 @@
+"""GET /metrics: webhooks, answers and replies counted, summed over real worker processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from flask import Flask
+
+from textback.channel.forms import inbound_form
+from textback.channel.signature import sign
+from textback.testing import TEST_TOKEN
+from textback.testing import Phone
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, process: subprocess.Popen[str], seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"server exited: {process.stderr.read() if process.stderr else ''}"
+            )
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer in {seconds} s")
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus' text format (0 when absent)."""
+    wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
+    pattern = re.escape(name) + (r"\{" + re.escape(wanted) + r"\}" if wanted else "") + r" (\S+)"
+    found = re.search(r"^" + pattern + r"$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def scrape(app: Flask) -> str:
+    response = app.test_client().get("/metrics")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain")
+    return response.get_data(as_text=True)
+
+
+def test_answers_duplicates_and_reply_sources_are_counted(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+    before = scrape(app)
+    phone = Phone(app, TEST_TOKEN)
+    phone.send("Hello")
+    first = phone.send("what?")
+    phone.replay(first.sid)
+    after = scrape(app)
+
+    def delta(name: str, **labels: str) -> float:
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
+    assert delta("textback_webhooks_total", outcome="answered") == 2
+    assert delta("textback_webhooks_total", outcome="duplicate") == 1
+    assert delta("textback_replies_total", source="rule") == 1
+    assert delta("textback_replies_total", source="default") == 1
+    assert delta("textback_answer_seconds_count") == 3
+    assert sample(after, "textback_outbound_messages", status="queued") >= 2
+
+
+def test_metrics_are_local_only_without_a_token(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+    remote = app.test_client().get("/metrics", environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert remote.status_code == 404
+    proxied = make_app(TEXTBACK_TRUSTED_PROXIES="1").test_client()
+    forwarded = proxied.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert forwarded.status_code == 404
+    assert make_app(TEXTBACK_METRICS="off").test_client().get("/metrics").status_code == 404
+
+
+def test_a_token_opens_metrics_to_a_scraper_elsewhere(make_app: Callable[..., Flask]) -> None:
+    client = make_app(TEXTBACK_METRICS_TOKEN="s3cret-scrape").test_client()
+    remote = {"REMOTE_ADDR": "203.0.113.9"}
+    assert client.get("/metrics", environ_base=remote).status_code == 404
+    wrong = {"Authorization": "Bearer nope"}
+    assert client.get("/metrics", environ_base=remote, headers=wrong).status_code == 404
+    right = {"Authorization": "Bearer s3cret-scrape"}
+    assert client.get("/metrics", environ_base=remote, headers=right).status_code == 200
+    assert client.get("/metrics").status_code == 404  # the token is asked of local scrapers too
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], str]]:
+    processes: list[subprocess.Popen[str]] = []
+
+    def start(environ: dict[str, str]) -> str:
+        port = free_port()
+        command = [sys.executable, "-m", "textback.cli", "serve", "--bind", f"127.0.0.1:{port}"]
+        process = subprocess.Popen(
+            [*command, "--workers", "3"],
+            cwd=tmp_path,
+            env=environ,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        wait_for(url, process)
+        return url
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.communicate(timeout=20)
+
+
+def test_counts_add_up_over_the_workers_of_textback_serve(
+    tmp_path: Path, database_url: str, serve: Callable[[dict[str, str]], str]
+) -> None:
+    environ = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TEXTBACK_", "TWILIO_"))},
+        "TEXTBACK_INSTANCE": str(tmp_path / "instance"),
+        "DATABASE_URL": database_url,
+        "TWILIO_AUTH_TOKEN": "prod-token",
+        "TEXTBACK_PUBLIC_URL": "https://sms.example.com",
+    }
+    url = serve(environ)
+    session = requests.Session()
+    sent = 24
+    for number in range(sent):
+        form = inbound_form("Hello", from_=f"+1555000{number:04d}")
+        signature = sign("prod-token", "https://sms.example.com/twilio", form)
+        answer = session.post(
+            url + "/twilio", data=form, headers={"X-Twilio-Signature": signature}, timeout=10
+        )
+        assert answer.status_code == 200
+    # A new connection per scrape lands on any worker; each must report the machine's total.
+    totals = set()
+    for _ in range(6):
+        text = requests.get(url + "/metrics", timeout=10).text
+        totals.add(sample(text, "textback_webhooks_total", outcome="answered"))
+    assert totals == {float(sent)}
+    pids = {path.name.split("_")[-1] for path in (tmp_path / "instance" / "metrics").glob("*.db")}
+    assert len(pids) >= 2, "the webhooks should have been spread over several workers"
