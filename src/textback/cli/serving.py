@@ -29,6 +29,10 @@ def run(host: str, port: int) -> None:
     setup_logging()
     os.environ.setdefault("TEXTBACK_MODE", "development")
     app = build_app()
+    from textback.reloading import Reloader
+
+    service = app.extensions["textback"]
+    Reloader(service, bot_path=service.settings.bot_path).watch()
     base = f"http://{host}:{port}"
     _banner(f" * textback on {base}/ (webhook: POST /twilio)")
     _banner(f" * browser phone: {base}/phone   admin view: {base}/admin")
