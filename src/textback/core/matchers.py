@@ -32,19 +32,42 @@ class Matcher(Protocol):
         """A short description for logs and the admin view."""
 
 
-class Keyword:
-    """The whole message is one of these words, ignoring case, spacing, punctuation and emoji."""
+def allowed_typos(word: str) -> int:
+    """How many typos a forgiving keyword accepts: none up to 3 characters, one up to 6, then
+    two. A typo is a letter missing, added, changed, or two letters swapped."""
+    return 0 if len(word) <= 3 else 1 if len(word) <= 6 else 2
 
-    def __init__(self, words: Iterable[str]) -> None:
+
+def typos(body: str, word: str) -> int:
+    """The typos between a normalised message and a keyword (optimal string alignment)."""
+    from rapidfuzz.distance import OSA
+
+    return int(OSA.distance(body, word))
+
+
+class Keyword:
+    """The whole message is one of these words, ignoring case, spacing, punctuation and emoji.
+
+    With ``fuzzy``, a near miss counts too (``allowed_typos``): ``huors`` for ``hours``. The
+    responder never lets a near miss of a carrier word (STOP, START, HELP…) reach a keyword.
+    """
+
+    def __init__(self, words: Iterable[str], *, fuzzy: bool = False) -> None:
         self.words = frozenset(normalize_keyword(word) for word in words)
         if not self.words or "" in self.words:
             raise ValueError("a keyword must contain a letter or digit")
+        self.fuzzy = fuzzy
 
     def match(self, body: str) -> Match | None:
-        return Match({}) if normalize_keyword(body) in self.words else None
+        said = normalize_keyword(body)
+        if said in self.words:
+            return Match({})
+        if self.fuzzy and said and any(typos(said, w) <= allowed_typos(w) for w in self.words):
+            return Match({})
+        return None
 
     def describe(self) -> str:
-        return "keyword " + "/".join(sorted(self.words))
+        return "keyword " + "/".join(sorted(self.words)) + (" (fuzzy)" if self.fuzzy else "")
 
 
 class Pattern:

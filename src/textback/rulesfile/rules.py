@@ -65,6 +65,7 @@ class RuleSpec(ReplySpec):
     keywords: list[str] | None = None
     pattern: str | None = None
     contains: str | None = None
+    fuzzy: bool = False
 
 
 class OptOutSpec(_Strict):
@@ -123,10 +124,12 @@ def _matcher(spec: RuleSpec) -> tuple[Matcher, set[str]]:
     if len(given) != 1:
         which = " and ".join(given) if given else "none"
         raise ValueError(f"a rule needs exactly one of {', '.join(MATCH_KEYS)} (found {which})")
+    if spec.fuzzy and spec.keyword is None and spec.keywords is None:
+        raise ValueError("fuzzy = true is for keyword and keywords rules only")
     if spec.keyword is not None:
-        return Keyword([spec.keyword]), set(MESSAGE_FIELDS)
+        return Keyword([spec.keyword], fuzzy=spec.fuzzy), set(MESSAGE_FIELDS)
     if spec.keywords is not None:
-        return Keyword(spec.keywords), set(MESSAGE_FIELDS)
+        return Keyword(spec.keywords, fuzzy=spec.fuzzy), set(MESSAGE_FIELDS)
     if spec.contains is not None:
         return Contains(spec.contains), set(MESSAGE_FIELDS)
     assert spec.pattern is not None
