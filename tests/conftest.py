@@ -34,7 +34,16 @@ SAMPLES = Path(__file__).parent / "samples"
 POSTGRES_URL = os.environ.get(
     "TEXTBACK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-TABLES = ("flow_answers", "flow_runs", "status_events", "messages", "contacts", "reject_counts")
+TABLES = (
+    "flow_answers",
+    "flow_runs",
+    "status_events",
+    "messages",
+    "contacts",
+    "reject_counts",
+    "admin_sessions",
+    "login_failures",
+)
 
 
 def sample(name: str) -> list[tuple[str, str]]:

@@ -181,10 +181,12 @@ def test_changing_the_password_ends_every_login(
 def test_a_login_lasts_twelve_hours(app: Flask) -> None:
     engine = app.extensions["textback"].store.engine
     start = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
-    token = admin_sessions.start(engine, FAST_HASH, now=start)
-    assert admin_sessions.is_valid(engine, token, FAST_HASH, now=start + timedelta(hours=11))
-    assert not admin_sessions.is_valid(engine, token, FAST_HASH, now=start + timedelta(hours=12))
-    assert not admin_sessions.is_valid(engine, "not-a-token", FAST_HASH, now=start)
+    key = app.extensions["textback"].settings.admin_password_key
+    token = admin_sessions.start(engine, key, now=start)
+    assert admin_sessions.is_valid(engine, token, key, now=start + timedelta(hours=11))
+    assert not admin_sessions.is_valid(engine, token, key, now=start + timedelta(hours=12))
+    assert not admin_sessions.is_valid(engine, "not-a-token", key, now=start)
+    assert not admin_sessions.is_valid(engine, token, "0" * 64, now=start)
 
 
 def test_wrong_password_is_refused(app: Flask) -> None:

@@ -23,7 +23,7 @@ from textback.cli import main
 from textback.storage.engine import make_engine
 
 TEXTBACK = [sys.executable, "-m", "textback.cli"]
-HEAD = "0002"
+HEAD = "0003"
 
 
 @pytest.fixture

@@ -262,8 +262,9 @@ def test_admin_may_use_the_phone_in_production(make_app: Callable[..., Flask]) -
         session[ADMIN_SESSION_KEY] = "made-up"  # a token that was never a login
     assert forged.get("/phone", base_url="https://localhost").status_code == 302
     with client.session_transaction() as session:
+        service = app.extensions["textback"]
         session[ADMIN_SESSION_KEY] = admin_sessions.start(
-            app.extensions["textback"].store.engine, password_hash
+            service.store.engine, service.settings.admin_password_key
         )
     page = client.get("/phone", base_url="https://localhost")
     assert page.status_code == 200

@@ -6,12 +6,17 @@ Every setting is named after its environment variable, so ``create_app(config={"
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from tempfile import NamedTemporaryFile
 
 from werkzeug.security import generate_password_hash
 
@@ -22,6 +27,8 @@ log = logging.getLogger(__name__)
 DEVELOPMENT = "development"
 PRODUCTION = "production"
 DEV_TOKEN_FILE = "dev-token"
+SECRET_KEY_FILE = "secret-key"
+DATABASE_LIMITER_STORAGE = "database"
 MAX_BODY_BYTES = 64 * 1024
 PASSWORD_HASH_METHODS = ("scrypt:", "pbkdf2:")
 MISSING_TOKEN = (
@@ -50,7 +57,8 @@ class Settings:
     api_key_secret: str | None = None
     api_base_url: str = "https://api.twilio.com"
     admin_password_hash: str | None = None
-    limiter_storage: str = "memory://"
+    admin_password_key: str | None = None
+    limiter_storage: str = DATABASE_LIMITER_STORAGE
     phone_enabled: bool = False
     secret_key: str = ""
     bot_path: str | None = None
@@ -122,22 +130,31 @@ def _public_url(values: Mapping[str, str]) -> str | None:
 
 def dev_token(instance_path: Path) -> str:
     """The development token kept in the instance folder, created on first use."""
-    path = instance_path / DEV_TOKEN_FILE
+    return _instance_file(instance_path / DEV_TOKEN_FILE, lambda: secrets.token_hex(16))
+
+
+def _instance_file(path: Path, make: Callable[[], str]) -> str:
+    """The value kept in ``path``, made with ``make`` and written there if there is none.
+
+    Several workers start at once, so the file appears whole or not at all: the value is
+    written to a temporary file that is then linked into place, which fails if another
+    process got there first (its value is then the one everybody uses). An empty file is
+    refused rather than used as a key.
+    """
     try:
-        token = path.read_text().strip()
-        if token:
-            return token
+        value = path.read_text().strip()
     except FileNotFoundError:
-        pass
-    instance_path.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_hex(16)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
-    return token
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.") as handle:
+            handle.write(make() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):  # another process was first: theirs
+                os.link(handle.name, path)
+        value = path.read_text().strip()
+    if not value:
+        raise ConfigError(f"{path} is empty: delete it (a new one is made) or set its value")
+    return value
 
 
 def _build(values: Mapping[str, str]) -> Settings:
@@ -169,7 +186,10 @@ def _build(values: Mapping[str, str]) -> Settings:
     database_url = values.get("DATABASE_URL", "").strip() or (
         f"sqlite:///{instance_path / 'textback.db'}"
     )
-    secret_key = values.get("TEXTBACK_SECRET_KEY", "").strip() or _instance_secret(instance_path)
+    secret_key = values.get("TEXTBACK_SECRET_KEY", "").strip() or _instance_file(
+        instance_path / SECRET_KEY_FILE, lambda: secrets.token_hex(32)
+    )
+    admin_password = values.get("TEXTBACK_ADMIN_PASSWORD", "")
     return Settings(
         mode=mode,
         auth_tokens=tokens,
@@ -184,8 +204,9 @@ def _build(values: Mapping[str, str]) -> Settings:
         api_key_sid=values.get("TWILIO_API_KEY") or None,
         api_key_secret=values.get("TWILIO_API_SECRET") or None,
         api_base_url=(values.get("TWILIO_API_BASE_URL") or "https://api.twilio.com").rstrip("/"),
-        admin_password_hash=admin_password_hash(values.get("TEXTBACK_ADMIN_PASSWORD", "")),
-        limiter_storage=values.get("TEXTBACK_LIMITER_STORAGE", "").strip() or "memory://",
+        admin_password_hash=admin_password_hash(admin_password),
+        admin_password_key=admin_password_key(admin_password, secret_key),
+        limiter_storage=_limiter_storage(values),
         phone_enabled=_flag(values, "TEXTBACK_PHONE", mode == DEVELOPMENT),
         secret_key=secret_key,
         bot_path=values.get("TEXTBACK_BOT", "").strip() or None,
@@ -207,18 +228,25 @@ def admin_password_hash(value: str) -> str | None:
     return generate_password_hash(value)
 
 
-def _instance_secret(instance_path: Path) -> str:
-    """A session-signing key kept in the instance folder, so logins survive restarts."""
-    path = instance_path / "secret-key"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        instance_path.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_hex(32)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_text().strip()
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key + "\n")
-        return key
+def admin_password_key(value: str, secret_key: str) -> str | None:
+    """What admin logins are bound to: the same on every worker and server, new with the password.
+
+    Each worker hashes a plain password with its own random salt, so the hash cannot be it.
+    An HMAC of the configured value (plain or hashed) under the session-signing key is the same
+    wherever the settings are, changes when the password does, and tells nobody who reads the
+    database anything about the password.
+    """
+    if not value.strip():
+        return None
+    message = b"textback admin password:" + value.strip().encode()
+    return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _limiter_storage(values: Mapping[str, str]) -> str:
+    storage = values.get("TEXTBACK_LIMITER_STORAGE", "").strip() or DATABASE_LIMITER_STORAGE
+    if storage != DATABASE_LIMITER_STORAGE and "://" not in storage:
+        raise ConfigError(
+            f"TEXTBACK_LIMITER_STORAGE={storage!r}: use {DATABASE_LIMITER_STORAGE} (the default) "
+            "or a storage URI such as redis://127.0.0.1:6379"
+        )
+    return storage

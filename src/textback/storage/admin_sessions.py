@@ -7,6 +7,7 @@ it is still good. A login lasts at most ``MAX_AGE``. No Flask here.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from datetime import UTC
 from datetime import datetime
@@ -31,13 +32,12 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def password_key(password_hash: str) -> str:
-    """A fingerprint of the configured password hash (not of the password)."""
-    return _digest("textback admin password:" + password_hash)
+def start(engine: Engine, password_key: str, now: datetime | None = None) -> str:
+    """A new login's token, for the session cookie; logins older than MAX_AGE are swept.
 
-
-def start(engine: Engine, password_hash: str, now: datetime | None = None) -> str:
-    """A new login's token, for the session cookie; logins older than MAX_AGE are swept."""
+    ``password_key`` (``Settings.admin_password_key``) stands for the configured password:
+    a login only holds while it is the same.
+    """
     stamp = now or datetime.now(UTC)
     token = secrets.token_urlsafe(32)
     with engine.begin() as connection:
@@ -47,7 +47,7 @@ def start(engine: Engine, password_hash: str, now: datetime | None = None) -> st
         connection.execute(
             admin_sessions.insert().values(
                 token_hash=_digest(token),
-                password_key=password_key(password_hash),
+                password_key=password_key,
                 created_at=stamp,
                 ended_at=None,
             )
@@ -55,7 +55,7 @@ def start(engine: Engine, password_hash: str, now: datetime | None = None) -> st
     return token
 
 
-def is_valid(engine: Engine, token: str, password_hash: str, now: datetime | None = None) -> bool:
+def is_valid(engine: Engine, token: str, password_key: str, now: datetime | None = None) -> bool:
     """Whether ``token`` is a login that has not ended, expired or outlived its password."""
     stamp = now or datetime.now(UTC)
     with engine.connect() as connection:
@@ -70,7 +70,7 @@ def is_valid(engine: Engine, token: str, password_hash: str, now: datetime | Non
     if row is None:
         return False
     created: datetime = row.created_at
-    same_password = bool(row.password_key == password_key(password_hash))
+    same_password = hmac.compare_digest(row.password_key, password_key)
     return same_password and stamp - created < MAX_AGE
 
 

@@ -181,3 +181,18 @@ class AdminSession(Base):
     password_key: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+
+
+class LoginFailure(Base):
+    """Failed admin logins from one client address in the current window (the lockout's count).
+
+    Kept in the database so every worker and every server sharing it sees the same count;
+    ``key`` is the rate limit's key (it names the address), the row is stale after
+    ``expires_at``.
+    """
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime]

@@ -31,10 +31,10 @@ def is_admin() -> bool:
 def _login_is_good() -> bool:
     token = session.get(ADMIN_SESSION_KEY)
     service = textback()
-    password_hash = service.settings.admin_password_hash
-    if not isinstance(token, str) or not token or password_hash is None:
+    password_key = service.settings.admin_password_key
+    if not isinstance(token, str) or not token or password_key is None:
         return False
-    return admin_sessions.is_valid(service.store.engine, token, password_hash)
+    return admin_sessions.is_valid(service.store.engine, token, password_key)
 
 
 def is_local_request() -> bool:

@@ -26,6 +26,7 @@ from textback.queries import contact_history
 from textback.queries import inbox
 from textback.queries.overview import overview as overview_of
 from textback.web import auth
+from textback.web import lockout
 from textback.web import textback
 from textback.web.chart import hourly_chart
 
@@ -49,7 +50,8 @@ def init_app(app: Flask) -> None:
     """Register the admin pages, the login and its lockout on ``app``."""
     app.register_blueprint(auth.bp)
     app.register_blueprint(bp)
-    auth.init_lockout(app, app.extensions["textback"].settings.limiter_storage)
+    service = app.extensions["textback"]
+    lockout.init_app(app, service.settings.limiter_storage, service.store.engine)
 
 
 @bp.context_processor

@@ -7,10 +7,10 @@
   itself is kept in the database (textback.admin_sessions): logging out ends it for every
   copy of the cookie, and changing the password ends every login.
 - Every POST carries the session's CSRF token in a ``csrf_token`` form field.
-- Failed logins are counted per client address with flask-limiter: after ``LOCKOUT`` failures
-  the login answers 429 until the window has passed. The count lives in
-  ``TEXTBACK_LIMITER_STORAGE`` (``memory://`` by default, so per process; use
-  ``redis://host:6379`` to share it between workers and servers).
+- Failed logins are counted per client address (lockout.py): after 5 failures in 15 minutes
+  the login answers 429, even to the right password, until the window has passed. The count
+  lives in the database by default, so every worker and server sees it
+  (``TEXTBACK_LIMITER_STORAGE=redis://host:6379`` keeps it in Redis instead).
 """
 
 from __future__ import annotations
@@ -19,17 +19,15 @@ import logging
 from urllib.parse import urlsplit
 
 from flask import Blueprint
-from flask import Flask
 from flask import Response
 from flask import abort
+from flask import current_app
 from flask import redirect
 from flask import render_template
 from flask import request
 from flask import session
 from flask import url_for
 from flask.typing import ResponseReturnValue
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.security import check_password_hash
 
@@ -41,6 +39,7 @@ from textback.web.access import is_admin
 from textback.web.access import is_local_request
 from textback.web.access import session_token
 from textback.web.access import token_matches
+from textback.web.lockout import lockout_of
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,6 @@ bp = Blueprint("admin_auth", __name__, template_folder="templates")
 
 CSRF_SESSION_KEY = "textback_admin_csrf"
 CSRF_FIELD = "csrf_token"
-LOCKOUT = "5 per 15 minutes"
 LOCKED_OUT = "Too many failed logins from your address: wait 15 minutes and try again."
 WRONG_PASSWORD = "Wrong password."
 CONTENT_SECURITY_POLICY = (
@@ -125,20 +123,27 @@ def login_form() -> ResponseReturnValue:
 @bp.post("/admin/login")
 def login() -> ResponseReturnValue:
     """Check the password; a success starts a new session, a failure counts toward lockout."""
-    password_hash = textback().settings.admin_password_hash
-    if password_hash is None:
+    settings = textback().settings
+    password_hash, password_key = settings.admin_password_hash, settings.admin_password_key
+    if password_hash is None or password_key is None:
         return redirect(url_for("admin.conversations"))
     target = request.form.get("next", "")
+    address = request.remote_addr or "unknown"
+    lockout = lockout_of(current_app)
+    if not lockout.begin(address):
+        log.warning("admin login refused from %s: locked out", address)
+        raise TooManyRequests()
     if not check_password_hash(password_hash, request.form.get("password", "")):
-        log.warning("admin login failed from %s", request.remote_addr)
+        log.warning("admin login failed from %s", address)
         page = render_template(
             "admin/login.html", csrf_token=csrf_token(), next=target, error=WRONG_PASSWORD
         )
         return page, 401
+    lockout.succeeded(address)
     session.clear()  # a new session: nothing set before the login survives it
-    session[ADMIN_SESSION_KEY] = admin_sessions.start(textback().store.engine, password_hash)
+    session[ADMIN_SESSION_KEY] = admin_sessions.start(textback().store.engine, password_key)
     csrf_token()
-    log.info("admin logged in from %s", request.remote_addr)
+    log.info("admin logged in from %s", address)
     return redirect(safe_next(target))
 
 
@@ -157,15 +162,5 @@ def logout() -> ResponseReturnValue:
 @bp.errorhandler(TooManyRequests)
 def locked_out(_error: TooManyRequests) -> ResponseReturnValue:
     page = render_template("admin/login.html", csrf_token=csrf_token(), next="", error=LOCKED_OUT)
-    return page, 429
-
-
-def failed_login(response: Response) -> bool:
-    return response.status_code == 401
-
-
-def init_lockout(app: Flask, storage: str) -> Limiter:
-    """Count failed logins per client address in ``storage`` (one limiter per app)."""
-    limiter = Limiter(get_remote_address, app=app, storage_uri=storage, strategy="moving-window")
-    app.view_functions["admin_auth.login"] = limiter.limit(LOCKOUT, deduct_when=failed_login)(login)
-    return limiter
+    wait = lockout_of(current_app).seconds_left(request.remote_addr or "unknown")
+    return page, 429, {"Retry-After": str(wait)}
