@@ -178,6 +178,16 @@ def test_changing_the_password_ends_every_login(
     assert copy_of_cookie(client, same).get("/admin", base_url=HTTPS).status_code == 200
 
 
+def test_a_plain_password_login_holds_in_every_worker(make_app: Callable[..., Flask]) -> None:
+    worker = make_app(TEXTBACK_ADMIN_PASSWORD=PASSWORD)  # each worker salts its own hash
+    client = worker.test_client()
+    assert log_in(client).status_code == 302
+    other_worker = make_app(TEXTBACK_ADMIN_PASSWORD=PASSWORD)
+    assert copy_of_cookie(client, other_worker).get("/admin", base_url=HTTPS).status_code == 200
+    changed = make_app(TEXTBACK_ADMIN_PASSWORD="another one")
+    assert copy_of_cookie(client, changed).get("/admin", base_url=HTTPS).status_code == 302
+
+
 def test_a_login_lasts_twelve_hours(app: Flask) -> None:
     engine = app.extensions["textback"].store.engine
     start = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
