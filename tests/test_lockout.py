@@ -10,8 +10,11 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
+from secrets import token_hex
 
 import pytest
+from limits.storage import MemoryStorage
+from limits.storage import RedisStorage
 from sqlalchemy import Engine
 from sqlalchemy import update
 
@@ -86,8 +89,23 @@ def test_parallel_increments_are_never_lost(storage: DatabaseStorage) -> None:
     assert storage.get(KEY) == 80
 
 
-def test_lockout_after_five_failures_even_for_the_right_password(storage: DatabaseStorage) -> None:
-    lockout = Lockout(storage)
+@pytest.fixture(params=["database", "redis"])
+def lockout(request: pytest.FixtureRequest, storage: DatabaseStorage) -> Iterator[Lockout]:
+    """A Lockout counting in the database (both kinds), or in Redis under a prefix of its own."""
+    if request.param == "database":
+        yield Lockout(storage)
+        return
+    redis = pytest.importorskip("redis")
+    try:
+        redis.Redis.from_url("redis://127.0.0.1:6379").ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"no Redis at 127.0.0.1:6379: {exc}")
+    shared = RedisStorage("redis://127.0.0.1:6379", key_prefix=f"textback-test-{token_hex(4)}")
+    yield Lockout(shared)
+    shared.reset()  # only this prefix's keys
+
+
+def test_lockout_after_five_failures_even_for_the_right_password(lockout: Lockout) -> None:
     for _ in range(5):
         assert lockout.begin("192.0.2.1")  # each a wrong password
     assert not lockout.begin("192.0.2.1")
@@ -95,16 +113,14 @@ def test_lockout_after_five_failures_even_for_the_right_password(storage: Databa
     assert 0 < lockout.seconds_left("192.0.2.1") <= LIMIT.get_expiry()
 
 
-def test_successful_logins_do_not_count(storage: DatabaseStorage) -> None:
-    lockout = Lockout(storage)
+def test_successful_logins_do_not_count(lockout: Lockout) -> None:
     for _ in range(20):
         assert lockout.begin("192.0.2.1")
         lockout.succeeded("192.0.2.1")
     assert lockout.failures("192.0.2.1") == 0
 
 
-def test_parallel_attempts_check_no_more_than_five_passwords(storage: DatabaseStorage) -> None:
-    lockout = Lockout(storage)
+def test_parallel_attempts_check_no_more_than_five_passwords(lockout: Lockout) -> None:
     with ThreadPoolExecutor(8) as pool:
         allowed = list(pool.map(lambda _: lockout.begin("192.0.2.1"), range(40)))
     assert allowed.count(True) == 5
@@ -113,7 +129,7 @@ def test_parallel_attempts_check_no_more_than_five_passwords(storage: DatabaseSt
 def test_limiter_storage_setting(engine: Engine) -> None:
     assert Settings.load({}, environ={}).limiter_storage == "database"
     assert isinstance(storage_for("database", engine), DatabaseStorage)
-    assert type(storage_for("memory://", engine)).__name__ == "MemoryStorage"
+    assert isinstance(storage_for("memory://", engine), MemoryStorage)
     with pytest.raises(ConfigError, match="TEXTBACK_LIMITER_STORAGE='nowhere://'"):
         storage_for("nowhere://", engine)
     with pytest.raises(ConfigError, match="TEXTBACK_LIMITER_STORAGE='redis'"):
