@@ -90,6 +90,13 @@ class Served:
         finally:
             connection.close()
 
+    def hold_webhook(self) -> HeldRequest:
+        """A signed webhook sent but for its last bytes: in flight until ``finish()``."""
+        payload, headers = signed_request(
+            TEST_TOKEN, self.public_url + "/twilio", inbound_form("hello")
+        )
+        return HeldRequest(self.port, payload, headers)
+
     def signal(self, number: signal.Signals) -> None:
         self.process.send_signal(number)
 
@@ -101,6 +108,32 @@ class Served:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+
+class HeldRequest:
+    """A request whose headers and most of its body are sent: the app is reading its body."""
+
+    def __init__(self, port: int, payload: bytes, headers: dict[str, str]) -> None:
+        lines = [f"POST /twilio HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"]
+        lines += [f"{name}: {value}\r\n" for name, value in headers.items()]
+        lines.append(f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n")
+        self.rest = payload[-10:]
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.sock.sendall("".join(lines).encode() + payload[:-10])
+
+    def finish(self) -> tuple[int, bytes]:
+        """Send the rest of the body; the response's status and body."""
+        try:
+            self.sock.sendall(self.rest)
+            answer = b""
+            while chunk := self.sock.recv(65536):
+                answer += chunk
+        finally:
+            self.sock.close()
+        if not answer:
+            raise AssertionError("the connection was closed without an answer")
+        head, _, body = answer.partition(b"\r\n\r\n")
+        return int(head.split(b" ", 2)[1]), body
 
 
 @contextmanager

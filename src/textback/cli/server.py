@@ -87,12 +87,26 @@ class TextbackServer(MPServer):
         super().signal_handler_reload(*args, **kwargs)  # type: ignore[no-untyped-call]
 
 
+class ChosenThreads(logging.Filter):
+    """Drops granian's start-up advice to use fewer threads: REQUEST_THREADS is chosen so that
+    slow clients cannot take every thread (see above), and the pool grows only as needed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Configuration allows spawning up to")
+
+
 # granian's own lines go through the root logger, in textback's format (setup_logging).
 _LOGGING = {
+    "filters": {"chosen_threads": {"()": ChosenThreads}},
     "loggers": {
-        "_granian": {"handlers": [], "level": "INFO", "propagate": True},
+        "_granian": {
+            "handlers": [],
+            "level": "INFO",
+            "propagate": True,
+            "filters": ["chosen_threads"],
+        },
         "granian.access": {"handlers": [], "level": "WARNING", "propagate": True},
-    }
+    },
 }
 
 
@@ -105,7 +119,8 @@ def serve(*, bind: Bind, workers: int) -> None:
         interface=Interfaces.WSGI,
         factory=True,
         workers=workers,
-        http=HTTPModes.http1,
+        http=HTTPModes.http1,  # what Twilio and reverse proxies speak to an upstream
+        websockets=False,
         http1_settings=HTTP1Settings(header_read_timeout=HEADER_READ_TIMEOUT_MS),
         blocking_threads=REQUEST_THREADS,
         backpressure=REQUEST_THREADS,
