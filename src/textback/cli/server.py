@@ -3,7 +3,8 @@
 The master process checks the configuration, the rules file and the schema once, then forks the
 workers; each worker builds its own app (and database pool) after the fork, without touching
 the database, so a worker that is restarted while the database is down boots and recovers when
-it is back. Granian reads requests in Rust; a worker's Python threads only run the app.
+it is back. Granian parses HTTP in Rust; a request reaches a worker's Python threads once its
+headers are in.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 # request holds its thread while it reads its body, so a client that sends its body slowly (or
 # stalls) holds one; with 128 per worker, hundreds of such clients are needed to make webhooks
 # wait, and the pool only grows to what the load needs (idle threads end after 30 s). Requests
-# beyond it wait in the kernel's queue, not in Python.
+# beyond it wait for a free one.
 REQUEST_THREADS = 128
 # Headers are read by granian in Rust, not in a Python thread; a client that has not sent its
 # headers within this time is disconnected (Twilio sends them at once).
@@ -81,6 +82,9 @@ class TextbackServer(MPServer):
             app = create_app(check_schema=False)
         except TextbackError as exc:
             log.error("SIGHUP ignored, the workers keep running: %s", exc)
+            return
+        except Exception:  # a reload must never take the running server down
+            log.exception("SIGHUP ignored, the workers keep running")
             return
         app.extensions["textback"].store.engine.dispose()
         log.info("SIGHUP: replacing the workers one at a time")
