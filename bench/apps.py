@@ -1,9 +1,9 @@
-"""The servers the benchmark compares, as WSGI callables gunicorn imports.
+"""The apps the benchmark compares textback with, as WSGI callables gunicorn and granian import.
 
 (a) ``bare``: a WSGI callable that parses the form and returns a fixed TwiML document, the
 ceiling for Python on the machine. (b) ``tutorial``: Twilio's Flask quick-start (Flask and
-``MessagingResponse``, no checks, no storage), what users start from. (c) ``textback_app()``:
-textback itself, configured from the environment exactly like ``textback serve``.
+``MessagingResponse``, no checks, no storage), what users start from. (c) textback itself runs
+as ``textback serve``; ``textback_app()`` builds the same app in this process, for the profile.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def incoming_sms() -> str:
 
 
 def textback_app() -> Flask:
-    """(c): textback as ``textback serve`` runs it (INFO logging to stderr, settings from env)."""
+    """(c) in one process, as a ``textback serve`` worker builds it (INFO logging to stderr,
+    settings from the environment), for the profile."""
     from textback.app import create_app
     from textback.cli.resources import setup_logging
 

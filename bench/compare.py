@@ -1,4 +1,5 @@
-"""The comparison: (a) bare WSGI, (b) the tutorial, (c) textback on SQLite and on PostgreSQL.
+"""The comparison: (a) bare WSGI and (b) the tutorial, each on gunicorn and on granian, and (c)
+textback (``textback serve``) on SQLite and on PostgreSQL.
 
 All servers run at once, each idle while another is loaded; rounds alternate between them (the
 order rotates each round) so drift of the machine hits all alike.
@@ -93,12 +94,20 @@ def measure(
 
 
 def compare(
-    targets: dict[str, Target], work: Path, *, seconds: float, rounds: int, connections: int
+    targets: dict[str, Target],
+    work: Path,
+    *,
+    baselines: dict[str, list[str]],
+    seconds: float,
+    rounds: int,
+    connections: int,
+    warmup: float = 2,
 ) -> dict[str, Any]:
-    """Warm every server up, then ``rounds`` alternating rounds; the summaries and ratios."""
+    """Warm every server up, then ``rounds`` alternating rounds; the summaries and the ratios
+    of the others to each of ``baselines`` (label -> servers, the better of which counts)."""
     for name, target in targets.items():
         print(f"warming up {name}", flush=True)
-        measure(target, work, seconds=2, connections=connections, checked=False)
+        measure(target, work, seconds=warmup, connections=connections, checked=False)
     results: dict[str, list[report.Round]] = {name: [] for name in targets}
     checks: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
     names = list(targets)
@@ -116,7 +125,7 @@ def compare(
     summaries = {name: report.summarize(name, rounds_) for name, rounds_ in results.items()}
     return {
         "summaries": summaries,
-        "ratios": report.ratios(summaries, bare="a bare WSGI", tutorial="b tutorial"),
+        "ratios": report.ratios(summaries, baselines),
         "checks": checks,
         "rounds": results,
     }

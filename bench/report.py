@@ -55,34 +55,39 @@ def summarize(name: str, rounds: list[Round]) -> Summary:
 
 
 def ratios(
-    summaries: dict[str, Summary], *, bare: str, tutorial: str
+    summaries: dict[str, Summary], baselines: dict[str, list[str]]
 ) -> dict[str, dict[str, float]]:
-    """Each textback server's requests/s as a fraction of (a) and of (b)."""
-    result: dict[str, dict[str, float]] = {}
-    if bare not in summaries or tutorial not in summaries:
-        return result
-    for name, summary in summaries.items():
-        if name in (bare, tutorial):
-            continue
-        result[name] = {
-            "of_a": summary.requests_per_s / summaries[bare].requests_per_s,
-            "of_b": summary.requests_per_s / summaries[tutorial].requests_per_s,
-        }
-    return result
+    """Each other server's requests/s as a fraction of each baseline.
+
+    A baseline is the better of the servers it names (as in "the tutorial on gunicorn, the
+    better of sync and gthread"); one none of whose servers ran is left out.
+    """
+    compared = {name for names in baselines.values() for name in names}
+    best = {
+        label: max(summaries[name].requests_per_s for name in names if name in summaries)
+        for label, names in baselines.items()
+        if any(name in summaries for name in names)
+    }
+    return {
+        name: {label: summary.requests_per_s / rate for label, rate in best.items() if rate}
+        for name, summary in summaries.items()
+        if name not in compared and best
+    }
 
 
 def markdown(summaries: dict[str, Summary], ratio: dict[str, dict[str, float]]) -> str:
+    labels = list(dict.fromkeys(label for values in ratio.values() for label in values))
     lines = [
-        "| server | requests/s | p50 ms | p99 ms | errors | CPU ms/request | of (a) | of (b) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| server | requests/s | p50 ms | p99 ms | errors | CPU ms/request |"
+        + "".join(f" {label} |" for label in labels),
+        "| --- | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * len(labels),
     ]
     for name, s in summaries.items():
-        of = ratio.get(name)
-        of_a = f"{of['of_a']:.0%}" if of else ""
-        of_b = f"{of['of_b']:.0%}" if of else ""
+        of = ratio.get(name, {})
+        cells = "".join(f" {of[label]:.0%} |" if label in of else "  |" for label in labels)
         lines.append(
             f"| {name} | {s.requests_per_s:,.0f} | {s.p50_ms:.1f} | {s.p99_ms:.1f} | {s.errors} "
-            f"| {s.cpu_ms_per_request:.2f} | {of_a} | {of_b} |"
+            f"| {s.cpu_ms_per_request:.2f} |{cells}"
         )
     return "\n".join(lines) + "\n"
 

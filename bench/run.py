@@ -1,6 +1,7 @@
 """``make bench``: the comparison (default), ``--scale-out``, or ``--profile``.
 
 python -m bench.run [--seconds 10] [--rounds 3] [--connections 16]
+python -m bench.run --smoke        # every server, one 1 s round: does it run? (no numbers)
 python -m bench.run --scale-out
 python -m bench.run --profile
 """
@@ -30,9 +31,9 @@ from .databases import sqlite_url
 from .load import ensure_wrk
 from .profile import profile
 from .scaleout import scale_out
-from .servers import WORKER_CLASS
-from .servers import WORKERS
+from .servers import Runner
 from .servers import Server
+from .servers import describe
 from .servers import serving
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -47,37 +48,43 @@ def conditions(args: argparse.Namespace) -> dict[str, Any]:
         "load average before the run": os.getloadavg()[0],
         "python": platform.python_version(),
         "wrk": (wrk.stdout or wrk.stderr).split("\n")[0],
-        "gunicorn": f"{WORKERS} {WORKER_CLASS} workers per server",
+        "servers": describe(),
         "load": f"wrk, 2 threads, {args.connections} connections, {args.seconds:g} s per round",
         "rounds": args.rounds,
     }
 
 
+# What textback is compared with: the better of the servers named (label -> server names).
+BASELINES = {
+    "of (a) gunicorn": ["a bare WSGI, gunicorn"],
+    "of (a) granian": ["a bare WSGI, granian"],
+    "of (b) gunicorn": ["b tutorial, gunicorn sync", "b tutorial, gunicorn gthread"],
+    "of (b) granian": ["b tutorial, granian"],
+}
+
+
 def comparison(args: argparse.Namespace, work: Path) -> None:
     database = f"textback_bench_{os.getpid()}"
     pg_url = create_postgres(args.postgres, database)
+
+    def baseline(name: str, runner: Runner, target: str) -> Target:
+        return Target(Server(name, runner, target, log=work / f"{name}.log"))
+
+    def textback(name: str, url: str, postgres: str | None = None) -> Target:
+        env = textback_env(url, work / "instance")
+        server = Server(name, "textback serve", env=env, log=work / f"{name}.log")
+        return Target(server, engine=prepared(url), database=postgres)
+
     targets = {
-        "a bare WSGI": Target(Server("a", "bench.apps:bare", log=work / "a.log")),
-        "b tutorial": Target(Server("b", "bench.apps:tutorial", log=work / "b.log")),
-        "c textback SQLite": Target(
-            Server(
-                "c-sqlite",
-                "bench.apps:textback_app()",
-                env=textback_env(sqlite_url(work), work / "instance"),
-                log=work / "c-sqlite.log",
-            ),
-            engine=prepared(sqlite_url(work)),
+        "a bare WSGI, gunicorn": baseline("a-gunicorn", "gunicorn sync", "bench.apps:bare"),
+        "a bare WSGI, granian": baseline("a-granian", "granian", "bench.apps:bare"),
+        "b tutorial, gunicorn sync": baseline("b-gunicorn", "gunicorn sync", "bench.apps:tutorial"),
+        "b tutorial, gunicorn gthread": baseline(
+            "b-gthread", "gunicorn gthread", "bench.apps:tutorial"
         ),
-        "c textback PostgreSQL": Target(
-            Server(
-                "c-postgres",
-                "bench.apps:textback_app()",
-                env=textback_env(pg_url, work / "instance"),
-                log=work / "c-postgres.log",
-            ),
-            engine=prepared(pg_url),
-            database=database,
-        ),
+        "b tutorial, granian": baseline("b-granian", "granian", "bench.apps:tutorial"),
+        "c textback SQLite": textback("c-sqlite", sqlite_url(work)),
+        "c textback PostgreSQL": textback("c-postgres", pg_url, database),
     }
     if args.only:
         wanted = set(args.only.split(","))
@@ -89,9 +96,11 @@ def comparison(args: argparse.Namespace, work: Path) -> None:
                 **compare(
                     targets,
                     work,
+                    baselines=BASELINES,
                     seconds=args.seconds,
                     rounds=args.rounds,
                     connections=args.connections,
+                    warmup=args.warmup,
                 ),
             }
     finally:
@@ -102,7 +111,10 @@ def comparison(args: argparse.Namespace, work: Path) -> None:
     table = report.markdown(data["summaries"], data["ratios"])
     report.write(args.out / "compare", data, table)
     print(table)
-    print(f"written to {args.out / 'compare.json'} and {args.out / 'compare.md'}")
+    if args.smoke:
+        print("smoke run: every server ran and every textback round was checked; no numbers kept")
+    else:
+        print(f"written to {args.out / 'compare.json'} and {args.out / 'compare.md'}")
 
 
 def scale_out_mode(args: argparse.Namespace, work: Path) -> None:
@@ -112,7 +124,7 @@ def scale_out_mode(args: argparse.Namespace, work: Path) -> None:
     servers = [
         Server(
             f"c-postgres-{number}",
-            "bench.apps:textback_app()",
+            "textback serve",
             env=textback_env(pg_url, work / "instance"),
             log=work / f"c-postgres-{number}.log",
         )
@@ -150,11 +162,23 @@ def main(argv: list[str] | None = None) -> int:
         "--postgres", default=os.environ.get("TEXTBACK_BENCH_POSTGRES_URL", DEFAULT_POSTGRES)
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
-    parser.add_argument("--only", help="comma-separated servers to run: a,b,c-sqlite,c-postgres")
+    parser.add_argument(
+        "--only",
+        help="comma-separated servers to run: a-gunicorn,a-granian,b-gunicorn,b-gthread,"
+        "b-granian,c-sqlite,c-postgres",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a check that everything runs: 1 s rounds, 1 round, results in a temporary folder",
+    )
     parser.add_argument("--scale-out", action="store_true", help="1 vs 2 servers, and the burst")
     parser.add_argument("--profile", action="store_true", help="profile textback's full path")
     args = parser.parse_args(argv)
+    args.warmup = 2.0
     with tempfile.TemporaryDirectory(prefix="textback-bench-") as folder:
+        if args.smoke:  # never overwrites bench/results: smoke numbers mean nothing
+            args.seconds, args.rounds, args.warmup, args.out = 1.0, 1, 1.0, Path(folder)
         if args.profile:
             print(profile())
         elif args.scale_out:

@@ -1,6 +1,6 @@
-"""Start, stop and measure the servers: gunicorn processes with identical worker settings.
+"""Start, stop and measure the servers: gunicorn, granian and ``textback serve`` processes.
 
-CPU time is read from /proc (utime + stime of the gunicorn master, its workers and, for
+CPU time is read from /proc (utime + stime of the server's main process, its workers and, for
 PostgreSQL runs, the database's backends), so the cost per request includes everything the
 server side spends, not just the worker that answered.
 """
@@ -19,13 +19,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
+from typing import Literal
 
 REPO = Path(__file__).resolve().parent.parent
-GUNICORN = str(Path(sys.executable).parent / "gunicorn")
-# The same for every server, and what `textback serve` starts: 2 x CPUs + 1 sync workers (max 8).
-WORKERS = int(os.environ.get("TEXTBACK_BENCH_WORKERS") or min(2 * (os.cpu_count() or 1) + 1, 8))
-WORKER_CLASS = "sync"
+BIN = Path(sys.executable).parent
+_CPUS = len(os.sched_getaffinity(0))
+_OVERRIDE = int(os.environ.get("TEXTBACK_BENCH_WORKERS") or 0)
+# Each server with the workers its own documentation recommends: gunicorn 2 x CPUs + 1 (what
+# `textback serve` started on gunicorn), granian one per CPU (what `textback serve` starts).
+GUNICORN_WORKERS = _OVERRIDE or min(2 * _CPUS + 1, 8)
+GRANIAN_WORKERS = _OVERRIDE or _CPUS
+GTHREAD_THREADS = 4
 _TICK = os.sysconf("SC_CLK_TCK")
+
+Runner = Literal["gunicorn sync", "gunicorn gthread", "granian", "textback serve"]
 
 
 def free_port() -> int:
@@ -34,12 +41,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def describe() -> dict[str, str]:
+    """How each kind of server is run, for the results' conditions."""
+    return {
+        "gunicorn sync": f"{GUNICORN_WORKERS} workers",
+        "gunicorn gthread": f"{GUNICORN_WORKERS} workers x {GTHREAD_THREADS} threads",
+        "granian": f"granian --interface wsgi, {GRANIAN_WORKERS} workers, its defaults",
+        "textback serve": f"{GRANIAN_WORKERS} workers (granian, textback's settings)",
+    }
+
+
 @dataclass
 class Server:
-    """One gunicorn serving ``target`` (``module:callable``) on a loopback port."""
+    """One server on a loopback port: ``target`` (``module:callable``) under ``runner``, or
+    textback itself under ``textback serve`` (configured by ``env``)."""
 
     name: str
-    target: str
+    runner: Runner
+    target: str = ""
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     log: Path | None = None
@@ -49,11 +68,31 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/twilio"
 
+    @property
+    def workers(self) -> int:
+        return GUNICORN_WORKERS if self.runner.startswith("gunicorn") else GRANIAN_WORKERS
+
     def command(self) -> list[str]:
+        if self.runner == "textback serve":
+            bind = f"--bind=127.0.0.1:{self.port}"
+            return [str(BIN / "textback"), "serve", bind, f"--workers={self.workers}"]
+        if self.runner == "granian":
+            return [
+                str(BIN / "granian"),
+                "--interface=wsgi",
+                f"--workers={self.workers}",
+                "--host=127.0.0.1",
+                f"--port={self.port}",
+                "--backlog=2048",
+                "--no-ws",
+                self.target,
+            ]
+        threads = [f"--threads={GTHREAD_THREADS}"] if self.runner == "gunicorn gthread" else []
         return [
-            GUNICORN,
-            f"--workers={WORKERS}",
-            f"--worker-class={WORKER_CLASS}",
+            str(BIN / "gunicorn"),
+            f"--workers={self.workers}",
+            f"--worker-class={self.runner.removeprefix('gunicorn ')}",
+            *threads,
             f"--bind=127.0.0.1:{self.port}",
             "--backlog=2048",
             "--timeout=30",
@@ -71,13 +110,13 @@ class Server:
             start_new_session=True,
         )
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        """Wait until every worker is up (gunicorn forks them after binding)."""
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until every worker is up (both servers fork them after binding)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited; see {self.log}")
-            if len(self.pids()) > WORKERS and _accepts(self.port):
+            if len(self.pids()) > self.workers and _accepts(self.port):
                 return
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} did not start within {timeout:.0f} s; see {self.log}")
@@ -92,9 +131,9 @@ class Server:
             return
         self.process.send_signal(signal.SIGTERM)
         try:
-            self.process.wait(timeout=15)
+            self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
 

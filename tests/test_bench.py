@@ -64,16 +64,23 @@ def test_exactly_once_catches(rows: list[check.Stored], completed: int, expected
     assert any(expected in problem for problem in found), found
 
 
-def test_report_ratios_and_table() -> None:
+def test_report_ratios_to_the_better_of_each_baseline_and_table() -> None:
     def server(name: str, requests: int) -> report.Summary:
         rounds = [report.Round(requests, 10.0, 2.0, 9.0, 0, requests / 1000)]
         return report.summarize(name, rounds)
 
-    summaries = {name: server(name, n) for name, n in [("a", 9000), ("b", 6000), ("c", 4200)]}
-    ratios = report.ratios(summaries, bare="a", tutorial="b")
-    assert ratios == {"c": pytest.approx({"of_a": 4200 / 9000, "of_b": 0.7})}
+    made = [("a", 9000), ("b-sync", 5000), ("b-gthread", 6000), ("c", 4200)]
+    summaries = {name: server(name, n) for name, n in made}
+    baselines = {"of (a)": ["a"], "of (b)": ["b-sync", "b-gthread"], "of (x)": ["x"]}
+    ratios = report.ratios(summaries, baselines)
+    assert ratios == {"c": pytest.approx({"of (a)": 4200 / 9000, "of (b)": 0.7})}
     table = report.markdown(summaries, ratios)
+    assert (
+        "| server | requests/s | p50 ms | p99 ms | errors | CPU ms/request | of (a) | of (b) |"
+        in table
+    )
     assert "| c | 420 | 2.0 | 9.0 | 0 | 1.00 | 47% | 70% |" in table
+    assert "| b-sync | 500 | 2.0 | 9.0 | 0 | 1.00 |  |  |" in table
 
 
 def test_burst_repeats_ten_messages_once_each_half_of_them_at_once() -> None:

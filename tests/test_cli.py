@@ -129,7 +129,9 @@ def free_port() -> int:
 
 
 def wait_for(url: str, process: subprocess.Popen[str]) -> None:
-    for _ in range(100):
+    # generous: on a busy machine importing textback alone can take several seconds
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(
                 f"server exited: {process.stderr.read() if process.stderr else ''}"

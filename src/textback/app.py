@@ -26,13 +26,22 @@ from textback.storage.store import Store
 log = logging.getLogger(__name__)
 
 
-def create_app(config: Mapping[str, object] | None = None, *, bot: Bot | None = None) -> Flask:
+def create_app(
+    config: Mapping[str, object] | None = None,
+    *,
+    bot: Bot | None = None,
+    check_schema: bool = True,
+) -> Flask:
     """Build a textback server.
 
     ``config`` takes the same names as the environment (``TWILIO_AUTH_TOKEN``, ``DATABASE_URL``,
     ``TEXTBACK_RULES``…) and wins over it. ``bot`` adds Python handlers; they are tried before
     the rules file. Raises TextbackError (ConfigError, RulesError, SchemaError) with a message
     fit for the person starting the server.
+
+    ``check_schema=False`` builds the app without touching the database, for the workers of a
+    server that checked the schema once before forking: a worker restarted while the database
+    is down then boots, and its pool reconnects when the database is back.
     """
     settings = Settings.load(config)
     settings.require_token()
@@ -40,11 +49,12 @@ def create_app(config: Mapping[str, object] | None = None, *, bot: Bot | None = 
     if bot is None and settings.bot_path:
         bot = import_bot(settings.bot_path)
     engine = make_engine(settings.database_url)
-    try:
-        ensure_schema(engine)
-    except BaseException:
-        engine.dispose()
-        raise
+    if check_schema:
+        try:
+            ensure_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
 
     app = Flask("textback", instance_path=str(settings.instance_path))
     app.config.update(

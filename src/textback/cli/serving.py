@@ -40,19 +40,33 @@ def run(host: str, port: int) -> None:
 
 
 @main.command()
-@click.option("--bind", default="127.0.0.1:8000", show_default=True, help="Address to listen on.")
-@click.option("--workers", default=None, type=int, help="Worker processes [2 x CPUs + 1, max 8].")
+@click.option("--bind", default="127.0.0.1:8000", show_default=True, help="HOST:PORT to listen on.")
+@click.option("--workers", default=None, type=click.IntRange(1), help="Worker processes [CPUs].")
 def serve(bind: str, workers: int | None) -> None:
-    """Run the production server (gunicorn). Refuses to start without TWILIO_AUTH_TOKEN."""
+    """Run the production server (granian). Refuses to start without TWILIO_AUTH_TOKEN.
+
+    SIGHUP replaces the workers one at a time without dropping requests; SIGTERM stops
+    gracefully.
+    """
     from textback import metrics_folder
-    from textback.cli.server import serve as run_gunicorn
+    from textback.cli.server import Bind
+    from textback.cli.server import serve as run_granian
     from textback.config import Settings
 
+    try:
+        address = Bind.parse(bind)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--bind") from None
     setup_logging()
     os.environ.setdefault("TEXTBACK_MODE", "production")
     # Before anything imports prometheus-client, so every worker counts into one folder.
     metrics_folder.prepare(Settings.load().instance_path / "metrics", wipe=True)
     app = build_app()  # validate configuration, rules and schema once, before forking
     app.extensions["textback"].store.engine.dispose()
-    count = workers or min(2 * (os.cpu_count() or 1) + 1, 8)
-    run_gunicorn(bind=bind, workers=count)
+    run_granian(bind=address, workers=workers or default_workers())
+
+
+def default_workers() -> int:
+    """One worker per CPU this process may run on: a worker runs Python on one core at a time
+    and keeps up to 128 requests in flight on its threads."""
+    return max(1, len(os.sched_getaffinity(0)))
