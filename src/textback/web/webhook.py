@@ -49,21 +49,21 @@ TWIML_TYPE = f"{CONTENT_TYPE}; charset=utf-8"
 TEXT_TYPE = "text/plain; charset=utf-8"
 READ_SIZE = 16 * 1024
 
-Answer = tuple[int, list[tuple[str, str]], bytes]
+HttpResponse = tuple[int, list[tuple[str, str]], bytes]
 
 
-def plain(status: int, text: str, headers: Iterable[tuple[str, str]] = ()) -> Answer:
+def plain(status: int, text: str, headers: Iterable[tuple[str, str]] = ()) -> HttpResponse:
     """A one-line text/plain answer."""
     body = text.encode()
     return status, [("Content-Type", TEXT_TYPE), *headers], body
 
 
-def refused(refusal: Refusal) -> Answer:
+def refused(refusal: Refusal) -> HttpResponse:
     """The response to a refusal; a 405 says which method to use."""
     return plain(refusal.status, refusal.text, [("Allow", "POST")] if refusal.status == 405 else [])
 
 
-def unavailable() -> Answer:
+def unavailable() -> HttpResponse:
     """503 while the database does not answer: Twilio (or the balancer) tries again later."""
     return plain(
         503,
@@ -182,11 +182,12 @@ class WebhookApp:
             status, headers, body = self.handle(environ, path)
         except Exception as exc:  # reading the request failed: the answers catch their own
             status, headers, body = self.failure(exc, environ.get("REQUEST_METHOD", ""), path)
-        headers.append(("Content-Length", str(len(body))))
+        if status != 204:  # a 204 has no body and no length (RFC 9110, 8.6)
+            headers.append(("Content-Length", str(len(body))))
         start_response(f"{status} {HTTPStatus(status).phrase}", headers)
         return [body]
 
-    def handle(self, environ: WSGIEnvironment, path: str) -> Answer:
+    def handle(self, environ: WSGIEnvironment, path: str) -> HttpResponse:
         """Answer one webhook request."""
         method = environ.get("REQUEST_METHOD", "")
         body = read_body(environ, self.max_body) if method == "POST" else b""
@@ -210,7 +211,7 @@ class WebhookApp:
         headers: Mapping[str, str],
         body: bytes,
         base: str | None,
-    ) -> Answer:
+    ) -> HttpResponse:
         """Answer a ``POST /twilio`` given as plain values (the browser phone calls this too).
 
         ``base`` is this server's public address with its mount prefix (see callback_base).
@@ -228,7 +229,7 @@ class WebhookApp:
 
     def status(
         self, *, method: str = "POST", url: str, headers: Mapping[str, str], body: bytes
-    ) -> Answer:
+    ) -> HttpResponse:
         """Answer a ``POST /twilio/status`` given as plain values: record the delivery report."""
         try:
             report = self.core.status(method=method, url=url, headers=headers, body=body)
@@ -241,7 +242,7 @@ class WebhookApp:
         except Exception as exc:
             return self.failure(exc, method, STATUS_PATH)
 
-    def refuse(self, refusal: Refusal, path: str) -> Answer:
+    def refuse(self, refusal: Refusal, path: str) -> HttpResponse:
         """Log and count a refusal that has a counter (a bad signature), then answer it."""
         if refusal.counter is not None:
             log.warning("refused a webhook to %s: %s", path, refusal.reason)
@@ -255,7 +256,7 @@ class WebhookApp:
                 self.outage.answered()
         return refused(refusal)
 
-    def failure(self, exc: Exception, method: str, path: str) -> Answer:
+    def failure(self, exc: Exception, method: str, path: str) -> HttpResponse:
         """The answer when our side failed: 503 while the database is down, else a logged 500."""
         if is_unavailable(exc):
             self.outage.failed(exc)
