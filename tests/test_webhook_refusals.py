@@ -368,3 +368,23 @@ def test_malformed_status_callbacks_are_400(
         ]
         == 400
     )
+
+
+def test_refusals_are_counted_in_the_metrics(make_app: Callable[..., Flask]) -> None:
+    from .test_metrics import sample
+    from .test_metrics import scrape
+
+    app = make_app()
+    before = scrape(app)
+    post(app, FORM, token="forged")
+    post(app, FORM, content_type="application/json")
+    post(app, [(key, value) for key, value in FORM if key != "From"])
+    after = scrape(app)
+
+    def delta(name: str, **labels: str) -> float:
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
+    assert delta("textback_webhooks_total", outcome="refused") == 3
+    assert delta("textback_webhook_refusals_total", reason="signature") == 1
+    assert delta("textback_webhook_refusals_total", reason="media_type") == 1
+    assert delta("textback_webhook_refusals_total", reason="malformed") == 1

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from werkzeug.wsgi import get_host
 
+from textback import metrics
 from textback.channel.signature import SIGNATURE_HEADER
 from textback.channel.signature import SIGNATURE_SETTINGS_HEADER
 from textback.channel.signature import public_url
@@ -48,6 +49,14 @@ STATUS_PATH = "/twilio/status"
 TWIML_TYPE = f"{CONTENT_TYPE}; charset=utf-8"
 TEXT_TYPE = "text/plain; charset=utf-8"
 READ_SIZE = 16 * 1024
+# The textback_webhook_refusals label of each refusal status: a few fixed values.
+REFUSAL_LABELS = {
+    400: "malformed",
+    403: "signature",
+    405: "method",
+    413: "too_large",
+    415: "media_type",
+}
 
 HttpResponse = tuple[int, list[tuple[str, str]], bytes]
 
@@ -243,7 +252,10 @@ class WebhookApp:
             return self.failure(exc, method, STATUS_PATH)
 
     def refuse(self, refusal: Refusal, path: str) -> HttpResponse:
-        """Log and count a refusal that has a counter (a bad signature), then answer it."""
+        """Count a refusal in the metrics; log and store the count of one that has a counter
+        (a bad signature); then answer it."""
+        metrics.WEBHOOKS.labels("refused").inc()
+        metrics.REFUSALS.labels(REFUSAL_LABELS.get(refusal.status, "other")).inc()
         if refusal.counter is not None:
             log.warning("refused a webhook to %s: %s", path, refusal.reason)
             try:
@@ -260,6 +272,7 @@ class WebhookApp:
         """The answer when our side failed: 503 while the database is down, else a logged 500."""
         if is_unavailable(exc):
             self.outage.failed(exc)
+            metrics.WEBHOOKS.labels("unavailable").inc()
             return unavailable()
         log.exception("unexpected error while handling %s %s", method, path)
         return plain(500, "500 Internal Server Error\n")
