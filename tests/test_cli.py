@@ -129,7 +129,8 @@ def free_port() -> int:
 
 
 def wait_for(url: str, process: subprocess.Popen[str]) -> None:
-    for _ in range(100):
+    deadline = time.monotonic() + 60  # imports alone take 10 s on a busy 2-core machine
+    while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(
                 f"server exited: {process.stderr.read() if process.stderr else ''}"

@@ -7,6 +7,7 @@ the webhook answers 503 (Twilio retries) instead of 500, and ``/readyz`` reports
 from __future__ import annotations
 
 import sqlite3
+import sys
 
 from sqlalchemy import Engine
 from sqlalchemy import text
@@ -16,22 +17,15 @@ from sqlalchemy.exc import InterfaceError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-# SQLAlchemy's own classes, and the drivers' for statements run on the driver's cursor
-# (storage/prepared.py), whose errors SQLAlchemy does not wrap.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     OperationalError,
     InterfaceError,
     DisconnectionError,
     PoolTimeout,
+    # the driver's own, for statements run on its cursor (storage/prepared.py), unwrapped
     sqlite3.OperationalError,
     sqlite3.InterfaceError,
 )
-try:
-    import psycopg
-except ImportError:  # PostgreSQL support is an extra
-    pass
-else:
-    _UNAVAILABLE += (psycopg.OperationalError, psycopg.InterfaceError)
 
 MAX_REASON = 200
 
@@ -40,7 +34,13 @@ def is_unavailable(exc: BaseException) -> bool:
     """True when ``exc`` says the database cannot be used now (down, unreachable, busy)."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, _UNAVAILABLE)
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    # psycopg's, looked up only if it is loaded: a SQLite server never imports it
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(
+        exc, (psycopg.OperationalError, psycopg.InterfaceError)
+    )
 
 
 def describe(exc: BaseException) -> str:
