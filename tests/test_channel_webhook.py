@@ -93,6 +93,7 @@ SMS = raw("sms.form")
         ("declared over the limit", {"Content-Length": str(LIMIT + 1)}, 413, "over", None),
         ("shorter than declared", {"Content-Length": str(len(SMS) + 10)}, 400, "of its", None),
         ("length not a number", {"Content-Length": "12abc"}, 400, "not a number", None),
+        ("length in other digits", {"Content-Length": "²"}, 400, "not a number", None),
         ("JSON", {"Content-Type": "application/json"}, 415, "send application/x-www", None),
         ("no type", {"Content-Type": ""}, 415, "send application/x-www", None),
         ("not UTF-8", {"body": SMS + b"&X=%FF"}, 400, "not UTF-8", None),

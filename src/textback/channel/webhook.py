@@ -146,7 +146,7 @@ class Webhook:
             return Refusal(405, "use POST")
         lowered = {key.lower(): value for key, value in headers.items()}
         declared = lowered.get("content-length", "").strip()
-        if declared and not declared.isdigit():
+        if declared and not (declared.isascii() and declared.isdigit()):
             return Refusal(400, "Content-Length is not a number")
         length = int(declared) if declared else None
         if len(body) > self.max_body or (length is not None and length > self.max_body):

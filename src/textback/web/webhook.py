@@ -137,7 +137,7 @@ def declared_length(environ: WSGIEnvironment) -> int | None:
     raw = environ.get("CONTENT_LENGTH", "").strip()
     if not raw:
         return None
-    return int(raw) if raw.isdigit() else -1
+    return int(raw) if raw.isascii() and raw.isdigit() else -1
 
 
 def core_headers(environ: WSGIEnvironment) -> dict[str, str]:
