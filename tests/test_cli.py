@@ -129,8 +129,7 @@ def free_port() -> int:
 
 
 def wait_for(url: str, process: subprocess.Popen[str]) -> None:
-    # generous: on a busy machine importing textback alone can take several seconds
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 60  # imports alone take 10 s on a busy 2-core machine
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(

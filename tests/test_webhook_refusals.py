@@ -221,10 +221,37 @@ def test_status_callback_is_signed_too(make_app: Callable[..., Flask]) -> None:
     )
 
 
-def test_get_on_webhook_is_405_plain(make_app: Callable[..., Flask]) -> None:
-    response = make_app().test_client().get("/twilio")
+@pytest.mark.parametrize("path", ["/twilio", "/twilio/status"])
+def test_get_on_webhook_is_405_plain(make_app: Callable[..., Flask], path: str) -> None:
+    response = make_app().test_client().get(path)
     assert response.status_code == 405
     assert response.mimetype == "text/plain"
+    assert response.headers["Allow"] == "POST"
+
+
+@pytest.mark.parametrize(
+    "field", ["Body", "From", "To", "MessageSid", "AccountSid", "NumMedia", "MediaUrl0"]
+)
+def test_a_signed_repeated_field_is_400_and_not_stored(
+    make_app: Callable[..., Flask], field: str
+) -> None:
+    """Twilio's signature sorts a key's values, so an added copy still verifies; before, the
+    first value won and an injected Body was answered."""
+    app = make_app()
+    form = inbound_form("Hello", media=[("https://example.com/1.jpg", "image/jpeg")])
+    status, text = post(app, [(field, "injected"), *form])
+    assert status == 400 and f"{field} is repeated" in text
+    assert stored_messages(app) == 0
+
+
+def test_a_signed_repeated_status_is_400(make_app: Callable[..., Flask]) -> None:
+    pairs = [("MessageSid", "SM" + "1" * 32), ("MessageStatus", "delivered")]
+    signed_url = "http://localhost/twilio/status"
+    app = make_app()
+    repeated = [*pairs, ("MessageStatus", "failed")]
+    status, text = post(app, repeated, path="/twilio/status", signed_url=signed_url)
+    assert status == 400 and "MessageStatus is repeated" in text
+    assert post(app, pairs, path="/twilio/status", signed_url=signed_url)[0] == 204
 
 
 @pytest.mark.parametrize(
@@ -341,3 +368,23 @@ def test_malformed_status_callbacks_are_400(
         ]
         == 400
     )
+
+
+def test_refusals_are_counted_in_the_metrics(make_app: Callable[..., Flask]) -> None:
+    from .test_metrics import sample
+    from .test_metrics import scrape
+
+    app = make_app()
+    before = scrape(app)
+    post(app, FORM, token="forged")
+    post(app, FORM, content_type="application/json")
+    post(app, [(key, value) for key, value in FORM if key != "From"])
+    after = scrape(app)
+
+    def delta(name: str, **labels: str) -> float:
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
+    assert delta("textback_webhooks_total", outcome="refused") == 3
+    assert delta("textback_webhook_refusals_total", reason="signature") == 1
+    assert delta("textback_webhook_refusals_total", reason="media_type") == 1
+    assert delta("textback_webhook_refusals_total", reason="malformed") == 1

@@ -58,7 +58,7 @@ def create_app(
 
     app = Flask("textback", instance_path=str(settings.instance_path))
     app.config.update(
-        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,  # the pages' forms; the webhook has its own limit
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -69,19 +69,30 @@ def create_app(
     app.extensions["textback"] = service
 
     from textback.web import admin
+    from textback.web import errors
+    from textback.web import health
     from textback.web import metrics
     from textback.web import phone
-    from textback.web import webhook
-    from textback.web.fastpath import WebhookFastPath
+    from textback.web.outage import DatabaseOutage
+    from textback.web.webhook import WEBHOOK_KEY
+    from textback.web.webhook import WebhookApp
 
-    app.wsgi_app = WebhookFastPath(app, app.wsgi_app, service)  # type: ignore[method-assign]
+    outage = DatabaseOutage()
+    app.extensions[health.OUTAGE_KEY] = outage
+    # The webhooks are served without Flask; every other path goes on to Flask's pages.
+    webhook = WebhookApp(
+        service, app.wsgi_app, max_body=MAX_BODY_BYTES, outage=outage, context=app.app_context
+    )
+    app.extensions[WEBHOOK_KEY] = webhook
+    app.wsgi_app = webhook  # type: ignore[method-assign]
     if settings.trusted_proxies:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
         )
 
-    app.register_blueprint(webhook.bp)
+    errors.init_app(app)
+    app.register_blueprint(health.bp)
     app.register_blueprint(phone.bp)
     app.register_blueprint(metrics.bp)
     admin.init_app(app)

@@ -15,6 +15,18 @@ REQUIRED_FIELDS = ("MessageSid", "From", "To")
 # Twilio's own pattern for a Message SID (its OpenAPI description of /Messages).
 MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")
 MAX_ADDRESS = 64  # the longest From, To or AccountSid stored (whatsapp:+… and the like fit)
+# The parameters textback reads. Twilio sends each at most once, and its signature does not tell
+# one copy from two (it sorts the values of a key and joins them), so a second copy or a
+# reordered pair would pass as signed: a form that repeats one of them is refused.
+SINGLE_FIELDS = frozenset(
+    {"Body", "From", "To", "MessageSid", "AccountSid", "NumMedia", "OptOutType"}
+)
+_MEDIA_FIELD = re.compile(r"Media(?:Url|ContentType)[0-9]+")
+
+
+def is_single_field(name: str) -> bool:
+    """True for a parameter textback reads, which a webhook must not repeat."""
+    return name in SINGLE_FIELDS or _MEDIA_FIELD.fullmatch(name) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +41,9 @@ class Media:
 class Inbound:
     """A message Twilio delivered to us, as a frozen value.
 
-    ``params`` holds every parameter Twilio sent (the first value of a repeated one),
-    including those Twilio adds after this code was written; ``form`` keeps them all, in order.
+    ``params`` holds every parameter Twilio sent (the first value of a repeated one; the
+    parameters textback reads are never repeated), including those Twilio adds after this code
+    was written; ``form`` keeps them all, in order.
     """
 
     sid: str
@@ -46,7 +59,8 @@ class Inbound:
     def from_form(cls, form: Iterable[tuple[str, str]]) -> Inbound:
         """Build an Inbound from the webhook's form parameters, in the order they came.
 
-        Raises MalformedWebhook when MessageSid, From or To is missing or empty, or MessageSid is
+        Raises MalformedWebhook when one of the SINGLE_FIELDS (Body, From, MediaUrl0…) is
+        repeated, when MessageSid, From or To is missing or empty, or MessageSid is
         not a message SID (SM or MM and 32 hex digits). The last check matters for more than
         tidiness: Twilio's signature joins keys and values with nothing between them, so a
         captured request whose MessageSid is followed by a parameter such as
@@ -56,7 +70,10 @@ class Inbound:
         pairs = tuple(form)
         params: dict[str, str] = {}
         for key, value in pairs:
-            params.setdefault(key, value)
+            if key not in params:
+                params[key] = value
+            elif is_single_field(key):
+                raise MalformedWebhook(f"{key} is repeated")
         missing = [name for name in REQUIRED_FIELDS if not params.get(name)]
         if missing:
             raise MalformedWebhook("missing " + ", ".join(missing))

@@ -1,10 +1,11 @@
 """``/phone``: a browser phone that texts this server through its real, signed webhook.
 
 The page picks a fake contact, and the server builds the form Twilio would post, signs it with
-the configured (or development) token and posts it to ``POST /twilio`` in-process, at the URL
-the webhook check rebuilds. The token never leaves the server. The page is on in development
-mode; in production only with ``TEXTBACK_PHONE=on`` and an admin login. Sending is a JSON POST
-with a per-session CSRF token and a same-origin check.
+the configured (or development) token for the URL the webhook check rebuilds, and hands it to
+the webhook in-process (web/webhook.py: the same checks and answer as Twilio's requests). The
+token never leaves the server. The page is on in development mode; in production only with
+``TEXTBACK_PHONE=on`` and an admin login. Sending is a JSON POST with a per-session CSRF token
+and a same-origin check.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from flask.typing import ResponseReturnValue
 from textback.channel.forms import DEFAULT_TO
 from textback.channel.forms import inbound_form
 from textback.channel.forms import signed_request
-from textback.channel.signature import public_url
 from textback.channel.twiml import parse_twiml
 from textback.core.encoding import encoding
 from textback.core.encoding import segment_count
@@ -39,6 +39,11 @@ from textback.web.access import harden
 from textback.web.access import is_admin
 from textback.web.access import session_token
 from textback.web.access import token_matches
+from textback.web.webhook import MESSAGE_PATH
+from textback.web.webhook import WEBHOOK_KEY
+from textback.web.webhook import WebhookApp
+from textback.web.webhook import callback_base
+from textback.web.webhook import twilio_url
 
 log = logging.getLogger(__name__)
 
@@ -190,25 +195,29 @@ def _valid_media(media: Any) -> bool:
 
 
 def deliver(number: str, body: str, media: Sequence[str]) -> tuple[int, str, str]:
-    """POST the signed webhook to our own ``/twilio``; returns (status, TwiML, MessageSid).
+    """Text the webhook as ``number``; returns (HTTP status, TwiML, MessageSid).
 
-    The URL signed is the one the webhook check rebuilds for this request: the public URL when
-    configured, else this request's scheme and host (after trusted proxy headers).
+    The form is signed for the URL the webhook would rebuild for this request (the public URL
+    when configured, else this request's scheme and host after trusted proxy headers) and goes
+    through the webhook's own checks and answer, in-process: the same path as Twilio's.
     """
     settings = textback().settings
     form = inbound_form(
         body, from_=number, to=DEFAULT_TO, media=[(url, "image/jpeg") for url in media]
     )
-    own_base = f"{request.scheme}://{request.host}"
-    path = request.root_path + "/twilio"
-    signed_url = public_url(settings.public_url or own_base, path)
+    origin = f"{request.scheme}://{request.host}"
+    signed_url = twilio_url(settings, origin, request.root_path, MESSAGE_PATH, "")
     token = settings.signing_token or UNSIGNED_TOKEN
     payload, headers = signed_request(token, signed_url, form)
-    client = current_app.test_client()
-    response = client.post(
-        "/twilio", data=payload, headers=headers, base_url=own_base + request.root_path
+    webhook = current_app.extensions[WEBHOOK_KEY]
+    assert isinstance(webhook, WebhookApp)
+    status, _headers, answer = webhook.message(
+        url=signed_url,
+        headers=headers,
+        body=payload,
+        base=callback_base(settings, origin, request.root_path),
     )
-    return response.status_code, response.get_data(as_text=True), dict(form)["MessageSid"]
+    return status, answer.decode(), dict(form)["MessageSid"]
 
 
 def exchange(

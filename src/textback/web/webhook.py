@@ -1,147 +1,278 @@
-"""The routes Twilio calls: ``POST /twilio`` (a message) and ``POST /twilio/status`` (delivery).
+"""The WSGI adapter of Twilio's webhooks: ``POST /twilio`` and ``POST /twilio/status``.
 
-Nothing else in textback touches ``flask.request`` for webhooks. Each request is checked in
-this order: size (413), content type (415), signature (403), required fields (400).
+Every request reaches ``WebhookApp`` first (inside ProxyFix when proxies are trusted); it
+serves the two webhook paths itself and hands every other path to Flask, which serves the pages.
+For a webhook it does the I/O and nothing else: it reads the body safely (at most the limit plus
+one byte, whether it comes with a Content-Length or chunked), works out the public URL Twilio
+called, asks the sans-I/O core (channel/webhook.py) what the request is, calls the service and
+writes the response. No Flask request object is made.
 """
 
 from __future__ import annotations
 
 import logging
-import re
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from contextlib import nullcontext
+from http import HTTPStatus
+from typing import IO
+from typing import TYPE_CHECKING
 
-from flask import Blueprint
-from flask import Response
-from flask import request
-from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Request
+from werkzeug.wsgi import get_host
 
+from textback import metrics
 from textback.channel.signature import SIGNATURE_HEADER
 from textback.channel.signature import SIGNATURE_SETTINGS_HEADER
-from textback.channel.signature import FormParams
 from textback.channel.signature import public_url
 from textback.channel.twiml import CONTENT_TYPE
-from textback.core.message import MESSAGE_SID
-from textback.core.message import Inbound
-from textback.errors import MalformedWebhook
+from textback.channel.webhook import Refusal
+from textback.channel.webhook import StatusReport
+from textback.channel.webhook import Webhook
+from textback.config import Settings
 from textback.service import Textback
-from textback.web import textback
+from textback.storage.health import is_unavailable
+from textback.web.outage import RETRY_AFTER_SECONDS
+from textback.web.outage import DatabaseOutage
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse
+    from _typeshed.wsgi import WSGIApplication
+    from _typeshed.wsgi import WSGIEnvironment
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("webhook", __name__)
+WEBHOOK_KEY = "textback.webhook"  # app.extensions: the app's WebhookApp
+MESSAGE_PATH = "/twilio"
+STATUS_PATH = "/twilio/status"
+TWIML_TYPE = f"{CONTENT_TYPE}; charset=utf-8"
+TEXT_TYPE = "text/plain; charset=utf-8"
+READ_SIZE = 16 * 1024
+# The textback_webhook_refusals label of each refusal status: a few fixed values.
+REFUSAL_LABELS = {
+    400: "malformed",
+    403: "signature",
+    405: "method",
+    413: "too_large",
+    415: "media_type",
+}
 
-FORM_TYPE = "application/x-www-form-urlencoded"
+HttpResponse = tuple[int, list[tuple[str, str]], bytes]
 
 
-def plain(text: str, status: int) -> Response:
-    return Response(text + "\n", status=status, mimetype="text/plain")
+def plain(status: int, text: str, headers: Iterable[tuple[str, str]] = ()) -> HttpResponse:
+    """A one-line text/plain answer."""
+    body = text.encode()
+    return status, [("Content-Type", TEXT_TYPE), *headers], body
 
 
-@bp.get("/")
-def index() -> Response:
-    return plain("It works!", 200)
+def refused(refusal: Refusal) -> HttpResponse:
+    """The response to a refusal; a 405 says which method to use."""
+    return plain(refusal.status, refusal.text, [("Allow", "POST")] if refusal.status == 405 else [])
 
 
-def webhook_url(service: Textback, request: Request) -> str:
-    """The URL Twilio signed: the public URL if configured, else the request's own (after
-    trusted proxy headers), with the path and raw query string."""
-    base = service.settings.public_url or f"{request.scheme}://{request.host}"
-    return public_url(
-        base, request.root_path + request.path, request.environ.get("QUERY_STRING", "")
+def unavailable() -> HttpResponse:
+    """503 while the database does not answer: Twilio (or the balancer) tries again later."""
+    return plain(
+        503,
+        "503 Service Unavailable: the database is not answering; try again later\n",
+        [("Retry-After", str(RETRY_AFTER_SECONDS))],
     )
 
 
-def public_base(service: Textback, request: Request) -> str | None:
+def twilio_url(settings: Settings, origin: str, root_path: str, path: str, query: str) -> str:
+    """The URL Twilio signed: the public URL if configured, else ``origin`` (the request's own
+    scheme and host, after trusted proxy headers), with the mount prefix, path and raw query."""
+    return public_url(settings.public_url or origin, root_path + path, query)
+
+
+def callback_base(settings: Settings, origin: str, root_path: str) -> str | None:
     """This server's address as Twilio reaches it, with its mount prefix: the public URL, or,
     behind trusted proxies, the address the (signed) request came to; None when not known."""
-    if service.settings.public_url:
-        origin = service.settings.public_url
-    elif service.settings.trusted_proxies:
-        origin = f"{request.scheme}://{request.host}"
-    else:
-        return None
-    return public_url(origin, request.root_path)
-
-
-def verified_form() -> list[tuple[str, str]] | Response:
-    """The request's form when it is a well-formed, correctly signed webhook; else the refusal."""
-    service = textback()
-    if request.mimetype != FORM_TYPE:
-        return plain(f"415 Unsupported Media Type: send {FORM_TYPE}", 415)
-    pairs = list(request.form.items(multi=True))
-    if service.checker is not None and not service.checker.is_valid(
-        webhook_url(service, request),
-        FormParams.from_pairs(pairs),
-        request.headers.get(SIGNATURE_HEADER),
-        request.headers.get(SIGNATURE_SETTINGS_HEADER),
-    ):
-        reason = "missing" if SIGNATURE_HEADER not in request.headers else "invalid"
-        log.warning("refused a webhook to %s: %s X-Twilio-Signature", request.path, reason)
-        service.store.record_reject("signature")
-        return plain(f"403 Forbidden: {reason} X-Twilio-Signature", 403)
-    return pairs
-
-
-@bp.post("/twilio")
-def inbound() -> Response:
-    form = verified_form()
-    if isinstance(form, Response):
-        return form
-    try:
-        msg = Inbound.from_form(form)
-    except MalformedWebhook as exc:
-        return plain(f"400 Bad Request: {exc}", 400)
-    service = textback()
-    return Response(service.answer(msg, public_base(service, request)), mimetype=CONTENT_TYPE)
-
-
-# Twilio's delivery statuses are lowercase words (queued, sent, delivered, partially_delivered…);
-# error codes are numbers such as 30003.
-_STATUS = re.compile(r"[a-z_-]{1,32}")
-_ERROR_CODE = re.compile(r"[0-9]{0,16}")
-
-
-def status_problem(params: dict[str, str]) -> str | None:
-    """What is wrong with a delivery status callback's form, or None."""
-    sid = params.get("MessageSid") or params.get("SmsSid")
-    if not sid:
-        return "missing MessageSid"
-    if MESSAGE_SID.fullmatch(sid) is None:
-        return "MessageSid is not a message SID (SM or MM and 32 hex digits)"
-    status = params.get("MessageStatus") or params.get("SmsStatus")
-    if not status:
-        return "missing MessageStatus"
-    if _STATUS.fullmatch(status.lower()) is None:
-        return "MessageStatus is not a delivery status"
-    if _ERROR_CODE.fullmatch(params.get("ErrorCode", "")) is None:
-        return "ErrorCode is not a number"
+    if settings.public_url:
+        return public_url(settings.public_url, root_path)
+    if settings.trusted_proxies:
+        return public_url(origin, root_path)
     return None
 
 
-@bp.post("/twilio/status")
-def status() -> Response:
-    form = verified_form()
-    if isinstance(form, Response):
-        return form
-    params = dict(form)
-    if params.get("CallSid") and not params.get("MessageSid"):
-        # A voice call's status (the number's StatusCallback also serves calls): not ours.
-        return Response(status=204)
-    problem = status_problem(params)
-    if problem:
-        return plain(f"400 Bad Request: {problem}", 400)
-    textback().store.record_status(params, request.args.get("for"))
-    return Response(status=204)
+def read_body(environ: WSGIEnvironment, limit: int) -> bytes | None:
+    """The request body, never more than ``limit + 1`` bytes of it; None if it broke off.
+
+    With a Content-Length, that many bytes (fewer if the client stops early: the core refuses a
+    short body) and none at all when it is over the limit. Without one (chunked), what the
+    server's stream gives, up to ``limit + 1`` bytes, if the server ends the stream itself
+    (``wsgi.input_terminated``: gunicorn, granian, and werkzeug for chunked bodies); else the
+    body is empty, as PEP 3333 says, since reading could wait forever.
+    """
+    stream: IO[bytes] = environ["wsgi.input"]
+    length = declared_length(environ)
+    if length is None:
+        if not environ.get("wsgi.input_terminated"):
+            return b""
+        wanted = limit + 1
+    elif length > limit or length < 0:
+        return b""  # the core refuses it from the header alone
+    else:
+        wanted = length
+    chunks: list[bytes] = []
+    got = 0
+    while got < wanted:
+        try:
+            chunk = stream.read(min(wanted - got, READ_SIZE))
+        except OSError:  # the client went away, or sent a malformed chunk
+            return None
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
 
 
-@bp.app_errorhandler(HTTPException)
-def http_error(exc: HTTPException) -> Response:
-    """Errors as one line of plain text (413 for an oversized body among them)."""
-    return plain(f"{exc.code} {exc.name}", exc.code or 500)
+def declared_length(environ: WSGIEnvironment) -> int | None:
+    """The Content-Length; None for a chunked body or none given; -1 for one that is no number."""
+    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return None  # Transfer-Encoding wins over a Content-Length (RFC 9112, 6.3)
+    raw = environ.get("CONTENT_LENGTH", "").strip()
+    if not raw:
+        return None
+    return int(raw) if raw.isascii() and raw.isdigit() else -1
 
 
-@bp.app_errorhandler(Exception)
-def unexpected_error(exc: Exception) -> Response:
-    """A bug of ours: logged with its traceback, answered without one."""
-    log.exception("unexpected error while handling %s %s", request.method, request.path)
-    return plain("500 Internal Server Error", 500)
+def core_headers(environ: WSGIEnvironment) -> dict[str, str]:
+    """The headers the core reads, from the WSGI environ."""
+    headers = {"Content-Type": environ.get("CONTENT_TYPE", "")}
+    length = declared_length(environ)
+    if length is not None:
+        headers["Content-Length"] = environ.get("CONTENT_LENGTH", "").strip()
+    signature = environ.get("HTTP_X_TWILIO_SIGNATURE")
+    if signature is not None:
+        headers[SIGNATURE_HEADER] = signature
+    settings_header = environ.get("HTTP_X_TWILIO_WEBHOOKS_SIGNATURE_SETTINGS")
+    if settings_header is not None:
+        headers[SIGNATURE_SETTINGS_HEADER] = settings_header
+    return headers
+
+
+def _decoded(value: str) -> str:
+    # WSGI passes paths as latin-1 strings of the raw bytes (PEP 3333); URLs are UTF-8.
+    return value.encode("latin-1").decode("utf-8", "replace")
+
+
+class WebhookApp:
+    """The WSGI app of a textback server: the webhooks here, every other path to ``pages``.
+
+    ``context`` is entered around answering a message, so handlers may use Flask's
+    ``current_app`` (the app context, not a request).
+    """
+
+    def __init__(
+        self,
+        service: Textback,
+        pages: WSGIApplication,
+        *,
+        max_body: int,
+        outage: DatabaseOutage,
+        context: Callable[[], AbstractContextManager[object]] = nullcontext,
+    ) -> None:
+        self.service = service
+        self.pages = pages
+        self.core = Webhook(service.checker, max_body=max_body)
+        self.max_body = max_body
+        self.outage = outage
+        self.context = context
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO")
+        if path != MESSAGE_PATH and path != STATUS_PATH:
+            return self.pages(environ, start_response)
+        try:
+            status, headers, body = self.handle(environ, path)
+        except Exception as exc:  # reading the request failed: the answers catch their own
+            status, headers, body = self.failure(exc, environ.get("REQUEST_METHOD", ""), path)
+        if status != 204:  # a 204 has no body and no length (RFC 9110, 8.6)
+            headers.append(("Content-Length", str(len(body))))
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+        return [body]
+
+    def handle(self, environ: WSGIEnvironment, path: str) -> HttpResponse:
+        """Answer one webhook request."""
+        method = environ.get("REQUEST_METHOD", "")
+        body = read_body(environ, self.max_body) if method == "POST" else b""
+        if body is None:
+            return refused(Refusal(400, "the body broke off"))
+        origin = f"{environ['wsgi.url_scheme']}://{get_host(environ)}"
+        root_path = _decoded(environ.get("SCRIPT_NAME", "")).rstrip("/")
+        settings = self.service.settings
+        url = twilio_url(settings, origin, root_path, path, environ.get("QUERY_STRING", ""))
+        headers = core_headers(environ)
+        if path == MESSAGE_PATH:
+            base = callback_base(settings, origin, root_path)
+            return self.message(method=method, url=url, headers=headers, body=body, base=base)
+        return self.status(method=method, url=url, headers=headers, body=body)
+
+    def message(
+        self,
+        *,
+        method: str = "POST",
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        base: str | None,
+    ) -> HttpResponse:
+        """Answer a ``POST /twilio`` given as plain values (the browser phone calls this too).
+
+        ``base`` is this server's public address with its mount prefix (see callback_base).
+        """
+        try:
+            msg = self.core.message(method=method, url=url, headers=headers, body=body)
+            if isinstance(msg, Refusal):
+                return self.refuse(msg, MESSAGE_PATH)
+            with self.context():
+                twiml = self.service.answer(msg, base)
+            self.outage.answered()
+            return 200, [("Content-Type", TWIML_TYPE)], twiml.encode()
+        except Exception as exc:
+            return self.failure(exc, method, MESSAGE_PATH)
+
+    def status(
+        self, *, method: str = "POST", url: str, headers: Mapping[str, str], body: bytes
+    ) -> HttpResponse:
+        """Answer a ``POST /twilio/status`` given as plain values: record the delivery report."""
+        try:
+            report = self.core.status(method=method, url=url, headers=headers, body=body)
+            if isinstance(report, Refusal):
+                return self.refuse(report, STATUS_PATH)
+            if isinstance(report, StatusReport):
+                self.service.store.record_status(dict(report.params), report.reply_to)
+                self.outage.answered()
+            return 204, [], b""  # recorded, or Ignored: not ours
+        except Exception as exc:
+            return self.failure(exc, method, STATUS_PATH)
+
+    def refuse(self, refusal: Refusal, path: str) -> HttpResponse:
+        """Count a refusal in the metrics; log and store the count of one that has a counter
+        (a bad signature); then answer it."""
+        metrics.WEBHOOKS.labels("refused").inc()
+        metrics.REFUSALS.labels(REFUSAL_LABELS.get(refusal.status, "other")).inc()
+        if refusal.counter is not None:
+            log.warning("refused a webhook to %s: %s", path, refusal.reason)
+            try:
+                self.service.store.record_reject(refusal.counter)
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                self.outage.failed(exc)  # the refusal stands; only its count is lost
+            else:
+                self.outage.answered()
+        return refused(refusal)
+
+    def failure(self, exc: Exception, method: str, path: str) -> HttpResponse:
+        """The answer when our side failed: 503 while the database is down, else a logged 500."""
+        if is_unavailable(exc):
+            self.outage.failed(exc)
+            metrics.WEBHOOKS.labels("unavailable").inc()
+            return unavailable()
+        log.exception("unexpected error while handling %s %s", method, path)
+        return plain(500, "500 Internal Server Error\n")

@@ -1,0 +1,57 @@
+"""``GET /``, ``GET /healthz`` and ``GET /readyz``: is this server up, and can it answer?
+
+``/healthz`` is the process: 200 whenever it can answer HTTP at all (a liveness probe; restart
+the process when it fails). ``/readyz`` is the database: 200 when it answers ``SELECT 1``, else
+503 with the reason and ``Retry-After`` (a readiness probe; send no traffic here meanwhile).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from flask import Response
+from flask import current_app
+
+from textback.storage.health import database_problem
+from textback.web import textback
+from textback.web.outage import RETRY_AFTER_SECONDS
+from textback.web.outage import DatabaseOutage
+
+bp = Blueprint("health", __name__)
+
+OUTAGE_KEY = "textback.outage"  # app.extensions: this process's DatabaseOutage
+
+
+def plain(text: str, status: int) -> Response:
+    """A one-line text/plain response."""
+    return Response(text + "\n", status=status, mimetype="text/plain")
+
+
+def outage() -> DatabaseOutage:
+    """The current app's view of a database outage."""
+    tracker = current_app.extensions[OUTAGE_KEY]
+    assert isinstance(tracker, DatabaseOutage)
+    return tracker
+
+
+@bp.get("/")
+def index() -> Response:
+    """A plain answer for people who open the server's address in a browser."""
+    return plain("It works!", 200)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """200: the process is up."""
+    return plain("ok", 200)
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """200 when the database answers; 503 with the reason when it does not."""
+    problem = database_problem(textback().store.engine)
+    if problem is None:
+        outage().answered()
+        return plain("ok", 200)
+    response = plain(f"503 Service Unavailable: the database does not answer: {problem}", 503)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
