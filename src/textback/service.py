@@ -30,6 +30,14 @@ from textback.storage.store import Store
 log = logging.getLogger(__name__)
 
 
+def carrier_of(settings: Settings) -> Carrier:
+    """How carrier commands are answered, from TEXTBACK_CARRIER_REPLIES and TEXTBACK_SENDER_NAME."""
+    return Carrier(
+        twilio_answers=settings.carrier_replies == "twilio",
+        sender_name=settings.sender_name,
+    )
+
+
 @dataclass
 class Textback:
     """Everything one app needs to answer messages; lives in ``app.extensions["textback"]``."""
@@ -43,10 +51,7 @@ class Textback:
     @cached_property
     def carrier(self) -> Carrier:
         """Who answers STOP, START and HELP on this number (TEXTBACK_CARRIER_REPLIES)."""
-        return Carrier(
-            twilio_answers=self.settings.carrier_replies == "twilio",
-            sender_name=self.settings.sender_name,
-        )
+        return carrier_of(self.settings)
 
     @staticmethod
     def status_callback_url(base: str | None, inbound_sid: str) -> str | None:
