@@ -88,8 +88,11 @@ def carrier_lines(settings: Settings, rules: RuleSet, bot: Bot | None) -> list[s
 
     lines = []
     optout = rules.optout
-    texts = {"stop_reply": optout.stop_reply, "start_reply": optout.start_reply}
-    texts["help_reply"] = optout.help_reply
+    texts = {
+        "stop_reply": optout.stop_reply,
+        "start_reply": optout.start_reply,
+        "help_reply": optout.help_reply,
+    }
     if settings.carrier_replies == "twilio":
         lines.append(
             "carrier commands: answered by Twilio, recorded by textback "
