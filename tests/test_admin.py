@@ -426,7 +426,7 @@ def test_overview(app: Flask, admin: FlaskClient) -> None:
     phone.stop(from_=BOB)
     assert phone.post("/twilio", [("From", ALICE)], token="forged").status_code == 403
     html = page(admin, "/admin/overview")
-    assert "Last 24 hours: 2 in, 2 out" in html
+    assert "Last 24 hours: 2 in, 1 out" in html  # Twilio confirms the STOP, not textback
     assert html.count("<svg") == 2
     assert "Opted out: 1" in html and "Failed deliveries: 1" in html
     assert "failed (30006)" in html

@@ -98,6 +98,107 @@ def test_check_imports_the_bot(env: dict[str, str], tmp_path: Path) -> None:
         assert result.exit_code == 1 and problem in result.output, result.output
 
 
+NEVER_ANSWERING = """
+[[rule]]
+keyword = "hours"
+reply = "9-5"
+
+[[rule]]
+keyword = "stop"
+reply = "Stopping?"
+
+[[rule]]
+keywords = ["Hours!", "open", "opt out"]
+reply = "We're open 9-5."
+
+[[rule]]
+keyword = "join"
+reply = "Text JOIN."
+
+[[rule]]
+name = "greeting"
+keyword = "hi"
+reply = "Hi."
+
+[[rule]]
+keyword = "yes"
+reply = "Great."
+
+[[flow]]
+name = "signup"
+trigger = ["join", "hello"]
+
+[[flow.step]]
+ask = "Your name?"
+save = "name"
+"""
+NEVER_ANSWERING_BOT = """
+from textback import Bot
+bot = Bot()
+bot.on("hi", name="wave")(lambda msg: "yo")
+bot.on("Info", name="info")(lambda msg: "about us")
+bot.on("HI", name="again")(lambda msg: "yo again")
+bot.on("hello", name="hello")(lambda msg: "hello")
+"""
+
+
+def test_check_warns_about_keywords_that_never_answer(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "textback.toml").write_text(NEVER_ANSWERING)
+    (tmp_path / "neverbot.py").write_text(NEVER_ANSWERING_BOT)
+    code, output = invoke(
+        {**env, "TEXTBACK_BOT": "neverbot:bot", "TWILIO_AUTH_TOKEN": "t"}, "check"
+    )
+    assert code == 0, output
+    warnings = [line for line in output.splitlines() if line.startswith("warning: ")]
+    assert warnings == [
+        "warning: neverbot:bot: handler 'info': INFO is a carrier word; this handler never answers",
+        "warning: neverbot:bot: handler 'again': 'hi' is answered first by handler 'wave' "
+        "(neverbot:bot); this handler never answers",
+        "warning: textback.toml: flow 1 ('signup'): 'hello' is answered first by handler "
+        "'hello' (neverbot:bot); this flow never starts with 'hello'",
+        "warning: textback.toml: rule 2 (keyword 'stop'): STOP is a carrier word; "
+        "this rule never answers",
+        "warning: textback.toml: rule 3 (keywords 'Hours!'…): 'hours' is answered first by "
+        "rule 1 (keyword 'hours'); this rule never answers 'hours'",
+        "warning: textback.toml: rule 3 (keywords 'Hours!'…): OPT OUT is a carrier word; "
+        "this rule never answers 'opt out'",
+        "warning: textback.toml: rule 4 (keyword 'join'): 'join' is answered first by flow 1 "
+        "('signup'); this rule never answers",
+        "warning: textback.toml: rule 5 (name 'greeting'): 'hi' is answered first by handler "
+        "'wave' (neverbot:bot); this rule never answers",
+    ]
+
+
+def test_check_says_who_answers_carrier_commands(env: dict[str, str], tmp_path: Path) -> None:
+    env = {**env, "TWILIO_AUTH_TOKEN": "t", "TEXTBACK_MODE": "production"}
+    code, output = invoke(env, "check")
+    assert code == 0
+    assert "carrier commands: answered by Twilio, recorded by textback" in output
+    assert "warning" not in output
+    (tmp_path / "textback.toml").write_text('[optout]\nhelp_reply = "Acme: call 555-0100."\n')
+    code, output = invoke(env, "check")
+    assert "warning: textback.toml: [optout]: help_reply never sent: Twilio answers" in output
+    (tmp_path / "textback.toml").unlink()
+    env["TEXTBACK_CARRIER_REPLIES"] = "textback"
+    code, output = invoke(env, "check")
+    assert code == 0 and "carrier commands: answered by textback" in output
+    assert "warning: TEXTBACK_SENDER_NAME is not set: the HELP reply names the number" in output
+    code, output = invoke({**env, "TEXTBACK_SENDER_NAME": "Acme Bakery"}, "check")
+    assert code == 0 and "warning" not in output
+    code, output = invoke({**env, "TEXTBACK_MODE": "development"}, "check")
+    assert code == 0 and "TEXTBACK_SENDER_NAME" not in output
+
+
+def test_check_refuses_a_word_in_two_commands(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "textback.toml").write_text('[optout]\nstart_words = ["stop"]\n')
+    result = CliRunner().invoke(main, ["check"], env=env)
+    assert result.exit_code == 1
+    assert result.output == (
+        "textback: error: textback.toml: [optout]: start_words: 'stop' is a standard STOP "
+        "word; a word can be one carrier command only\n"
+    )
+
+
 def test_check_in_production_without_token_fails(env: dict[str, str]) -> None:
     result = CliRunner().invoke(main, ["check"], env={**env, "TEXTBACK_MODE": "production"})
     assert result.exit_code == 1 and "TWILIO_AUTH_TOKEN is not set" in result.output

@@ -207,27 +207,109 @@ def test_an_idle_flow_expires(phone: Phone) -> None:
     assert statuses(phone.app) == [("signup", "expired"), ("signup", "open")]
 
 
-def test_stop_mid_flow_ends_it_and_silences(phone: Phone) -> None:
+@pytest.mark.parametrize(
+    ("setting", "stop", "start"), [("twilio", "", ""), ("textback", STOP_REPLY, START_REPLY)]
+)
+def test_stop_mid_flow_ends_it_and_silences(
+    make_app: Callable[..., Flask],
+    rules_file: Callable[[str], str],
+    setting: str,
+    stop: str,
+    start: str,
+) -> None:
+    app = make_app(TEXTBACK_RULES=rules_file(SIGNUP), TEXTBACK_CARRIER_REPLIES=setting)
+    phone = Phone(app, TEST_TOKEN, number=ANN)
     phone.send("join")
-    assert phone.stop().text == STOP_REPLY
+    assert phone.stop().text == stop
     assert statuses(phone.app) == [("signup", "stopped")]
     assert phone.is_opted_out()
     assert phone.send("Ann").text == ""
-    assert phone.start().text == START_REPLY
+    assert phone.start().text == start
     assert phone.send("Ann").text == "Text JOIN to sign up."  # the old flow does not resume
     assert statuses(phone.app) == [("signup", "stopped")]
 
 
-def test_help_mid_flow_keeps_the_flow_and_its_expiry(phone: Phone) -> None:
+@pytest.mark.parametrize("setting", ["twilio", "textback"])
+def test_help_mid_flow_keeps_the_flow_and_its_expiry(
+    make_app: Callable[..., Flask], rules_file: Callable[[str], str], setting: str
+) -> None:
+    app = make_app(TEXTBACK_RULES=rules_file(SIGNUP), TEXTBACK_CARRIER_REPLIES=setting)
+    phone = Phone(app, TEST_TOKEN, number=ANN)
     clock = Clock()
     phone.app.extensions["textback"].store.clock = clock
     phone.send("join")
     clock.advance(hours=20)
-    assert "Reply STOP to unsubscribe" in phone.send("help").text
+    help_text = phone.send("help").text
+    assert ("Reply STOP to unsubscribe" in help_text) is (setting == "textback")
     assert phone.send("Ann").text.startswith("Thanks Ann.")
     clock.advance(hours=24, seconds=1)
     assert phone.send("94107").text == "Text JOIN to sign up."
     assert statuses(phone.app) == [("signup", "expired")]
+
+
+BOOKING = r"""
+[[flow]]
+name = "booking"
+trigger = "book"
+done = "Noted: {tonight}."
+
+[[flow.step]]
+ask = "A table for tonight? Reply YES or NO."
+save = "tonight"
+expect = '^(yes|no)$'
+retry = "Please reply YES or NO."
+"""
+
+
+@pytest.mark.parametrize("setting", ["twilio", "textback"])
+@pytest.mark.parametrize("answer", ["yes", "YES", "no"])
+def test_a_flow_can_ask_yes_or_no(
+    make_app: Callable[..., Flask], rules_file: Callable[[str], str], setting: str, answer: str
+) -> None:
+    app = make_app(TEXTBACK_RULES=rules_file(BOOKING), TEXTBACK_CARRIER_REPLIES=setting)
+    phone = Phone(app, TEST_TOKEN, number=ANN)
+    assert phone.send("book").text == "A table for tonight? Reply YES or NO."
+    assert phone.send("maybe").text == "Please reply YES or NO."
+    assert phone.send(answer).text == f"Noted: {answer}."
+    assert statuses(phone.app) == [("booking", "completed")]
+    assert not phone.is_opted_out()
+
+
+def test_yes_from_an_opted_out_contact_resubscribes_and_no_flow_hears_it(
+    make_app: Callable[..., Flask], rules_file: Callable[[str], str]
+) -> None:
+    app = make_app(TEXTBACK_RULES=rules_file(BOOKING), TEXTBACK_CARRIER_REPLIES="textback")
+    phone = Phone(app, TEST_TOKEN, number=ANN)
+    phone.send("book")
+    phone.stop()
+    assert phone.send("yes").text == START_REPLY
+    assert not phone.is_opted_out()
+    assert statuses(phone.app) == [("booking", "stopped")]
+
+
+def test_a_python_state_hears_yes(make_app: Callable[..., Flask]) -> None:
+    bot = Bot()
+
+    @bot.on("book")
+    def book(msg: object) -> Reply:
+        return Reply("Tonight? YES or NO.", state="booking.tonight")
+
+    @bot.on(state="booking.tonight")
+    def tonight(msg: Any) -> Reply:
+        return Reply(f"Noted: {msg.body}.", state=END)
+
+    phone = Phone(make_app(bot=bot), TEST_TOKEN, number=ANN)
+    phone.send("book")
+    assert phone.send("Yes").text == "Noted: Yes."
+
+
+def test_advanced_opt_out_yes_mid_flow_is_recorded_not_answered(phone: Phone) -> None:
+    """Twilio's Advanced Opt-Out answered a YES itself (OptOutType=START): no second answer,
+    and the flow waits for an answer of its own."""
+    phone.send("join")
+    assert phone.send("yes", extra=[("OptOutType", "START")]).twiml.endswith("<Response />")
+    assert not phone.is_opted_out()
+    assert phone.send("Ann").text.startswith("Thanks Ann.")
 
 
 def test_an_operator_opt_out_ends_the_flow(phone: Phone) -> None:

@@ -109,6 +109,33 @@ def test_history_groups_each_message_with_its_replies(dev_app: Flask) -> None:
     assert client.get("/phone/history", query_string={"from": "+15551230000"}).status_code == 400
 
 
+def test_a_stop_says_twilio_answers_it(make_app: Callable[..., Flask]) -> None:
+    app = make_app(TEXTBACK_MODE="development")
+    client = app.test_client()
+    token = open_phone(client)
+    exchange = send(client, "STOP", token=token).get_json()["exchange"]
+    assert exchange["replies"] == []
+    assert "Twilio answers STOP itself" in exchange["note"]
+    assert "note" not in send(client, "Hello", token=token).get_json()["exchange"]
+    [stopped, _] = client.get("/phone/history", query_string={"from": ALICE}).get_json()[
+        "exchanges"
+    ]
+    assert "Twilio answers STOP itself" in stopped["note"]
+    assert app.extensions["textback"].store.recent_messages(contact=ALICE)[0].source == (
+        "optout stop"
+    )
+
+
+def test_a_stop_gets_textbacks_confirmation_when_textback_answers(
+    make_app: Callable[..., Flask],
+) -> None:
+    app = make_app(TEXTBACK_MODE="development", TEXTBACK_CARRIER_REPLIES="textback")
+    client = app.test_client()
+    exchange = send(client, "STOP", token=open_phone(client)).get_json()["exchange"]
+    assert exchange["replies"][0]["text"].startswith("You have successfully been unsubscribed")
+    assert "note" not in exchange
+
+
 @pytest.mark.parametrize(
     "extra",
     [

@@ -111,6 +111,17 @@ def test_conversation_flow_and_history(page: Any, artifacts: Path) -> None:
     ]
 
 
+def test_a_stop_shows_that_twilio_answers_it(page: Any) -> None:
+    text(page, "STOP")
+    note = page.locator(".exchange").last.locator(".note")
+    assert "Twilio answers STOP itself" in note.inner_text()
+    text(page, "Hello")
+    assert page.locator(".exchange").last.locator(".note").inner_text() == "(no reply)"
+    page.reload()
+    page.wait_for_selector("#thread[data-loaded]")
+    assert "Twilio answers STOP itself" in page.locator(".note").first.inner_text()
+
+
 def test_contacts_have_their_own_conversations(page: Any) -> None:
     text(page, "order")
     bob = page.locator(".contact").nth(1)

@@ -200,3 +200,24 @@ def test_kinds_of_change(old_text: str, new_reply: str, change: Change) -> None:
     history = [_exchange(1, "anything", start, old_text, "default")]
     ((_, difference),) = list(replay(history, bot=Bot(), rules=rules))
     assert difference is not None and difference.change is change
+
+
+@pytest.mark.parametrize("setting", ["twilio", "textback"])
+def test_replay_answers_carrier_commands_as_the_server_does(
+    make_app: Callable[..., Flask], tmp_path: Path, database_url: str, setting: str
+) -> None:
+    phone = Phone(make_app(TEXTBACK_CARRIER_REPLIES=setting), TEST_TOKEN)
+    phone.send("help")
+    phone.stop()
+    phone.send("hello")
+    phone.send("yes")
+    env = {
+        "DATABASE_URL": database_url,
+        "TEXTBACK_INSTANCE": str(tmp_path / "instance"),
+        "TEXTBACK_CARRIER_REPLIES": setting,
+    }
+    result = CliRunner().invoke(main, ["replay"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith(
+        "4 message(s) replayed against (built-in rules): no differences\n"
+    )

@@ -10,6 +10,9 @@ from textback import Bot
 from textback import Conversation
 from textback import Reply
 from textback.core.message import Inbound
+from textback.core.optout import START_REPLY
+from textback.core.optout import STOP_REPLY
+from textback.core.optout import Carrier
 from textback.core.responder import decide
 from textback.core.ruleset import RuleSet
 from textback.rulesfile.rules import parse_rules
@@ -111,3 +114,32 @@ def test_python_state_end_keeps_the_values() -> None:
     )
     assert (decision.reply, decision.conversation) == (Reply("Thanks"), None)
     assert (decision.ended, decision.ended_values) == ("ended", {"size": "M"})
+
+
+def test_carrier_commands_and_who_answers_them() -> None:
+    def run(body: str, *, opted_out: bool = False, **carrier: Any) -> tuple[str, str, bool | None]:
+        msg = message(body)
+        if "optout_type" in carrier:
+            msg = Inbound(msg.sid, msg.from_, msg.to, body, params={"OptOutType": "STOP"})
+            del carrier["optout_type"]
+        decision = decide(
+            msg,
+            opted_out=opted_out,
+            conversation=at(1),
+            bot=Bot(),
+            rules=rules(),
+            carrier=Carrier(**carrier),
+        )
+        return decision.reply.text, decision.source, decision.opt_out
+
+    assert run("STOP") == ("", "optout stop", True)  # Twilio answers by default
+    text, _, _ = run("stop", twilio_answers=False, sender_name="Acme")
+    assert text == f"Acme: {STOP_REPLY}"
+    assert run("halt", twilio_answers=False, optout_type=True) == (
+        "",
+        "optout stop (answered by Twilio)",
+        True,
+    )
+    assert run("yes", opted_out=True, twilio_answers=False) == (START_REPLY, "optout start", False)
+    assert run("yes") == ("Zip, yes?", "flow signup step 2", None)  # an answer, not a command
+    assert run("help", opted_out=True, twilio_answers=False)[0].startswith("Automated replies from")

@@ -7,10 +7,13 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
+from textback.testing import TEST_TOKEN
 from textback.testing import Phone
 
 STOP_REPLY_START = "You have successfully been unsubscribed"
@@ -45,10 +48,18 @@ def test_stop_and_start(phone: Phone) -> None:
     stopped = phone.stop()
     assert phone.is_opted_out()
     assert stopped.status == 200
+    assert stopped.text == ""  # by default Twilio confirms it (TEXTBACK_CARRIER_REPLIES=twilio)
     assert phone.send("Hello").text == ""
     phone.start()
     assert not phone.is_opted_out()
     assert phone.send("Hello").text == "Hello back to you!"
+
+
+def test_stop_and_start_when_textback_answers(make_app: Callable[..., Flask]) -> None:
+    phone = Phone(make_app(TEXTBACK_CARRIER_REPLIES="textback"), TEST_TOKEN)
+    assert phone.stop().text.startswith(STOP_REPLY_START)
+    assert phone.start().text.startswith("You have successfully been re-subscribed")
+    assert not phone.is_opted_out()
 
 
 def test_replay_by_message_sid_gets_the_first_answer(phone: Phone) -> None:

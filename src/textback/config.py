@@ -31,6 +31,11 @@ SECRET_KEY_FILE = "secret-key"
 DATABASE_LIMITER_STORAGE = "database"
 MAX_BODY_BYTES = 64 * 1024
 PASSWORD_HASH_METHODS = ("scrypt:", "pbkdf2:")
+# Who answers STOP, START and HELP: Twilio's own opt-out handling (its default on long codes
+# and toll-free numbers), or textback (a short code outside a Messaging Service, where Twilio
+# answers nothing).
+CARRIER_REPLIES = ("twilio", "textback")
+MAX_SENDER_NAME = 40
 MISSING_TOKEN = (
     "TWILIO_AUTH_TOKEN is not set: in production textback checks every webhook's signature "
     "with it. Set it (Twilio console > Account > API keys & tokens); use `textback run` for a "
@@ -64,6 +69,8 @@ class Settings:
     bot_path: str | None = None
     metrics_enabled: bool = True
     metrics_token: str | None = None
+    carrier_replies: str = "twilio"
+    sender_name: str | None = None
 
     @property
     def development(self) -> bool:
@@ -126,6 +133,29 @@ def _public_url(values: Mapping[str, str]) -> str | None:
             "like https://abc.ngrok.app (textback adds the path and query)"
         )
     return url.rstrip("/")
+
+
+def _carrier_replies(values: Mapping[str, str]) -> str:
+    raw = values.get("TEXTBACK_CARRIER_REPLIES", "").strip().lower() or CARRIER_REPLIES[0]
+    if raw not in CARRIER_REPLIES:
+        raise ConfigError(
+            f"TEXTBACK_CARRIER_REPLIES={raw!r}: use twilio (Twilio answers STOP, START and HELP: "
+            "long codes, toll-free numbers, Messaging Services) or textback (textback answers "
+            "them: a short code outside a Messaging Service)"
+        )
+    return raw
+
+
+def _sender_name(values: Mapping[str, str]) -> str | None:
+    name = " ".join(values.get("TEXTBACK_SENDER_NAME", "").split())
+    if not name:
+        return None
+    if len(name) > MAX_SENDER_NAME or not name.isprintable():
+        raise ConfigError(
+            f"TEXTBACK_SENDER_NAME={name!r}: your business's name as contacts know it, "
+            f"at most {MAX_SENDER_NAME} printable characters"
+        )
+    return name
 
 
 def dev_token(instance_path: Path) -> str:
@@ -212,6 +242,8 @@ def _build(values: Mapping[str, str]) -> Settings:
         bot_path=values.get("TEXTBACK_BOT", "").strip() or None,
         metrics_enabled=_flag(values, "TEXTBACK_METRICS", True),
         metrics_token=values.get("TEXTBACK_METRICS_TOKEN", "").strip() or None,
+        carrier_replies=_carrier_replies(values),
+        sender_name=_sender_name(values),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import quote
 
 from sqlalchemy import Connection
@@ -18,6 +19,7 @@ from textback.channel.twiml import render
 from textback.config import Settings
 from textback.core.bot import Bot
 from textback.core.message import Inbound
+from textback.core.optout import Carrier
 from textback.core.responder import decide
 from textback.core.ruleset import RuleSet
 from textback.core.text import mask_number
@@ -26,6 +28,14 @@ from textback.storage.store import ContactState
 from textback.storage.store import Store
 
 log = logging.getLogger(__name__)
+
+
+def carrier_of(settings: Settings) -> Carrier:
+    """How carrier commands are answered, from TEXTBACK_CARRIER_REPLIES and TEXTBACK_SENDER_NAME."""
+    return Carrier(
+        twilio_answers=settings.carrier_replies == "twilio",
+        sender_name=settings.sender_name,
+    )
 
 
 @dataclass
@@ -37,6 +47,11 @@ class Textback:
     rules: RuleSet
     store: Store
     checker: SignatureChecker | None
+
+    @cached_property
+    def carrier(self) -> Carrier:
+        """Who answers STOP, START and HELP on this number (TEXTBACK_CARRIER_REPLIES)."""
+        return carrier_of(self.settings)
 
     @staticmethod
     def status_callback_url(base: str | None, inbound_sid: str) -> str | None:
@@ -62,6 +77,7 @@ class Textback:
                 conversation=state.conversation,
                 bot=self.bot,
                 rules=self.rules,
+                carrier=self.carrier,
             )
             reply = decision.reply
             sources.append(decision.source)

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from textback.cli.group import main
+
+if TYPE_CHECKING:
+    from textback.config import Settings
+    from textback.core.bot import Bot
+    from textback.core.ruleset import RuleSet
 
 
 @main.command()
@@ -34,6 +40,8 @@ def check() -> None:
         + (f", {len(rules.flows)} flow(s)" if rules.flows else "")
         + (", a default reply" if rules.default else "")
     )
+    for line in carrier_lines(settings, rules, bot):
+        click.echo(line)
     if not settings.signature_validation:
         click.echo("warning: TEXTBACK_SIGNATURE_VALIDATION=off: signatures are not checked")
     elif not settings.auth_tokens:
@@ -69,3 +77,43 @@ def check() -> None:
         )
         sys.exit(1)
     click.echo("ok")
+
+
+def carrier_lines(settings: Settings, rules: RuleSet, bot: Bot | None) -> list[str]:
+    """Who answers STOP, START and HELP, and warnings about texts never sent and keywords that
+    never answer (each naming the file and the rule, handler or flow)."""
+    from textback.config import PRODUCTION
+    from textback.core.ruleset import RuleSet
+    from textback.rulesfile.unreachable import unreachable
+
+    lines = []
+    optout = rules.optout
+    texts = {
+        "stop_reply": optout.stop_reply,
+        "start_reply": optout.start_reply,
+        "help_reply": optout.help_reply,
+    }
+    if settings.carrier_replies == "twilio":
+        lines.append(
+            "carrier commands: answered by Twilio, recorded by textback "
+            "(TEXTBACK_CARRIER_REPLIES=twilio)"
+        )
+        unsent = [key for key, text in texts.items() if text is not None]
+        if unsent:
+            lines.append(
+                f"warning: {rules.path}: [optout]: {', '.join(unsent)} never sent: Twilio "
+                "answers carrier commands; set its texts in the Messaging Service's Advanced "
+                "Opt-Out, or set TEXTBACK_CARRIER_REPLIES=textback"
+            )
+    else:
+        lines.append("carrier commands: answered by textback (TEXTBACK_CARRIER_REPLIES=textback)")
+        if settings.mode == PRODUCTION and not settings.sender_name and optout.help_reply is None:
+            lines.append(
+                "warning: TEXTBACK_SENDER_NAME is not set: the HELP reply names the number, "
+                "not who is texting; set it to your business's name"
+            )
+    # Without a rules file the built-in rules apply; a handler may well replace their "hello".
+    analysed = rules if settings.rules_path else RuleSet(optout=optout)
+    bot_name = settings.bot_path or "the bot"
+    lines.extend(f"warning: {text}" for text in unreachable(analysed, bot, bot_name=bot_name))
+    return lines

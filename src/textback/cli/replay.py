@@ -94,6 +94,7 @@ def replay(
     from textback.queries.history import exchanges
     from textback.rulesfile.rules import default_rules
     from textback.rulesfile.rules import load_rules
+    from textback.service import carrier_of
 
     settings = Settings.load()
     path = rules_path or (str(settings.rules_path) if settings.rules_path else None)
@@ -110,7 +111,11 @@ def replay(
     differences: list[Difference] = []
     with configured_engine() as engine:
         for old, difference in decide_again(
-            exchanges(engine, contact=contact), bot=bot, rules=rules, report=reported
+            exchanges(engine, contact=contact),
+            bot=bot,
+            rules=rules,
+            report=reported,
+            carrier=carrier_of(settings),
         ):
             new_source = difference.source if difference is not None else old.source
             if flow is not None and flow not in (_flow_of(old.source), _flow_of(new_source)):

@@ -20,6 +20,8 @@ from itertools import groupby
 from textback.core.bot import Bot
 from textback.core.conversation import Conversation
 from textback.core.message import Inbound
+from textback.core.optout import Carrier
+from textback.core.responder import TWILIO_ANSWERS
 from textback.core.responder import Decision
 from textback.core.responder import decide
 from textback.core.ruleset import RuleSet
@@ -99,8 +101,12 @@ def replay(
     bot: Bot,
     rules: RuleSet,
     report: Callable[[Exchange], bool] = lambda exchange: True,
+    carrier: Carrier = TWILIO_ANSWERS,
 ) -> Iterator[tuple[Exchange, Difference | None]]:
     """Decide every exchange again; yield each reported one with its difference (None: same).
+
+    ``carrier`` is who answers carrier commands, as the server was set up
+    (TEXTBACK_CARRIER_REPLIES): otherwise every STOP would differ.
 
     ``history`` must be ordered by contact (our number, their number), then by time. A handler
     that raises is reported as a ``Change.ERROR`` carrying the exception, and the contact's
@@ -117,6 +123,7 @@ def replay(
                     conversation=conversation,
                     bot=bot,
                     rules=rules,
+                    carrier=carrier,
                 )
             except Exception as exc:  # user code: report it, go on with the next message
                 if report(old):

@@ -1,7 +1,8 @@
 """Decide the answer to one message: carrier commands first, then the bot. No I/O here.
 
 The store loads what is known about the contact, calls ``decide``, and commits what it returns.
-The order: carrier commands (STOP/START/HELP) → silence for an opted-out contact → the leave
+The order: carrier commands (STOP, HELP, and START from an opted-out contact; from anyone else
+START/YES/UNSTOP are ordinary messages) → silence for an opted-out contact → the leave
 word of an open conversation → a flow trigger restarting or switching flows → the open flow's
 step (or the Python state's handler) → Python handlers → flow triggers → the rules file's rules
 → the default. docs/conversations.md explains it for users.
@@ -22,10 +23,12 @@ from textback.core.matchers import Keyword
 from textback.core.message import END
 from textback.core.message import Inbound
 from textback.core.message import Reply
+from textback.core.optout import Carrier
 from textback.core.optout import Command
 from textback.core.ruleset import RuleSet
 
 _TWILIO_OPT_OUT_TYPES = {"STOP": Command.STOP, "START": Command.START, "HELP": Command.HELP}
+TWILIO_ANSWERS = Carrier()  # the default: Twilio's own opt-out handling answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +52,22 @@ class Decision:
     expire_after: timedelta | None = None
 
 
-def carrier_command(msg: Inbound, rules: RuleSet) -> tuple[Command | None, bool]:
-    """The carrier command a message is, and whether Twilio's Advanced Opt-Out answered it."""
+def carrier_command(
+    msg: Inbound, rules: RuleSet, *, opted_out: bool
+) -> tuple[Command | None, bool]:
+    """The carrier command a message is, and whether Twilio's Advanced Opt-Out answered it.
+
+    An opt-in word is a command only from a contact who is opted out: from anyone else "yes"
+    is an answer to a flow's question or a rule's keyword. Twilio's ``OptOutType`` is always
+    one (Twilio has answered it already).
+    """
     twilio_type = msg.params.get("OptOutType", "").upper()
     if twilio_type in _TWILIO_OPT_OUT_TYPES:
         return _TWILIO_OPT_OUT_TYPES[twilio_type], True
-    return rules.optout.command(msg.body), False
+    command = rules.optout.command(msg.body)
+    if command is Command.START and not opted_out:
+        return None, False
+    return command, False
 
 
 def decide(
@@ -64,11 +77,21 @@ def decide(
     conversation: Conversation | None,
     bot: Bot,
     rules: RuleSet,
+    carrier: Carrier = TWILIO_ANSWERS,
 ) -> Decision:
-    """The answer to ``msg`` from a contact in the given state (an open, unexpired conversation)."""
-    command, twilio_answered = carrier_command(msg, rules)
+    """The answer to ``msg`` from a contact in the given state (an open, unexpired conversation).
+
+    ``carrier`` says whether Twilio answers carrier commands on this number; when it does, or
+    when the webhook carries ``OptOutType``, the command is recorded and answered with nothing.
+    """
+    command, twilio_answered = carrier_command(msg, rules, opted_out=opted_out)
     if command is not None:
-        text = "" if twilio_answered else rules.optout.reply_for(command)
+        if twilio_answered or carrier.twilio_answers:
+            text = ""
+        else:
+            text = rules.optout.reply_for(
+                command, sender_name=carrier.sender_name, our_number=msg.to
+            )
         source = f"optout {command.value}" + (" (answered by Twilio)" if twilio_answered else "")
         if command is Command.STOP:
             ended = "stopped" if conversation is not None else None

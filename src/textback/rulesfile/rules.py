@@ -27,12 +27,6 @@ from textback.core.matchers import Matcher
 from textback.core.matchers import Pattern
 from textback.core.message import Inbound
 from textback.core.message import Reply
-from textback.core.optout import HELP_REPLY
-from textback.core.optout import HELP_WORDS
-from textback.core.optout import START_REPLY
-from textback.core.optout import START_WORDS
-from textback.core.optout import STOP_REPLY
-from textback.core.optout import STOP_WORDS
 from textback.core.optout import OptOutPolicy
 from textback.core.ruleset import RuleSet
 from textback.core.templates import MESSAGE_FIELDS
@@ -69,12 +63,14 @@ class RuleSpec(ReplySpec):
 
 
 class OptOutSpec(_Strict):
-    stop_words: list[str] = list(STOP_WORDS)
-    start_words: list[str] = list(START_WORDS)
-    help_words: list[str] = list(HELP_WORDS)
-    stop_reply: str = STOP_REPLY
-    start_reply: str = START_REPLY
-    help_reply: str = HELP_REPLY
+    """``[optout]``: words added to the standard ones, and texts replacing textback's own."""
+
+    stop_words: list[str] = []
+    start_words: list[str] = []
+    help_words: list[str] = []
+    stop_reply: str | None = None
+    start_reply: str | None = None
+    help_reply: str | None = None
 
 
 MATCH_KEYS = ("keyword", "keywords", "pattern", "contains")
@@ -119,6 +115,12 @@ def _describe(raw: Mapping[str, Any]) -> str:
     return ""
 
 
+def rule_label(index: int, raw: object) -> str:
+    """How messages name a rule: ``rule 3 (keyword 'hours')`` (``index`` counts from 1)."""
+    label = _describe(raw) if isinstance(raw, dict) else ""
+    return f"rule {index}" + (f" ({label})" if label else "")
+
+
 def _matcher(spec: RuleSpec) -> tuple[Matcher, set[str]]:
     given = [key for key in MATCH_KEYS if getattr(spec, key) is not None]
     if len(given) != 1:
@@ -152,8 +154,7 @@ def parse_rules(data: Mapping[str, Any], path: str) -> RuleSet:
         raise RulesError(path, "rule", "write rules as [[rule]] tables")
     routes = []
     for index, raw in enumerate(raw_rules, start=1):
-        label = _describe(raw) if isinstance(raw, dict) else ""
-        where = f"rule {index}" + (f" ({label})" if label else "")
+        where = rule_label(index, raw)
         try:
             spec = RuleSpec.model_validate(raw)
             matcher, available = _matcher(spec)
@@ -184,6 +185,8 @@ def parse_rules(data: Mapping[str, Any], path: str) -> RuleSet:
             )
         except ValidationError as exc:
             raise RulesError(path, "[optout]", problem(exc, OptOutSpec)) from None
+        except ValueError as exc:
+            raise RulesError(path, "[optout]", str(exc)) from None
     conversations = parse_conversations(data, path, optout)
     flows = parse_flows(data, path, conversations, optout)
     return RuleSet(tuple(routes), default, optout, path, data, flows, conversations)

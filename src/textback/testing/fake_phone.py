@@ -110,11 +110,16 @@ class Phone:
         return self.send(body, from_=from_, media=[(url, content_type) for url in urls])
 
     def stop(self, *, from_: str | None = None, word: str = "STOP") -> PhoneReply:
-        """Opt out, as a person texting STOP (or another opt-out ``word``) does."""
+        """Opt out, as a person texting STOP (or another opt-out ``word``) does.
+
+        The reply is empty unless the app answers carrier commands itself
+        (``TEXTBACK_CARRIER_REPLIES=textback``): on a real number Twilio confirms a STOP.
+        """
         return self.send(word, from_=from_)
 
     def start(self, *, from_: str | None = None, word: str = "START") -> PhoneReply:
-        """Opt back in with START (or another opt-in ``word``)."""
+        """Opt back in with START (or another opt-in ``word``); from a phone that has not opted
+        out, START is an ordinary message that the rules and handlers answer."""
         return self.send(word, from_=from_)
 
     def replay(self, sid: str | None = None) -> PhoneReply:

@@ -183,7 +183,7 @@ def send() -> Response | tuple[Response, int]:
         return jsonify(error=f"POST /twilio answered {status}: {twiml.strip()}"), 502
     log.info("browser phone: %s texted %s", mask_number(str(number)), sid)
     replies = [{"text": text, "media": list(urls)} for text, urls in parse_twiml(twiml)]
-    return jsonify(exchange=exchange(sid, body, media, replies, twiml))
+    return jsonify(exchange=with_note(exchange(sid, body, media, replies, twiml)))
 
 
 def _valid_media(media: Any) -> bool:
@@ -257,4 +257,21 @@ def exchanges(rows: Sequence[Any]) -> list[dict[str, Any]]:
             by_id[row.reply_to_id]["replies"].append({"text": row.body, "media": urls})
         else:
             result.append(exchange(None, None, (), [{"text": row.body, "media": urls}], None))
-    return result
+    return [with_note(item) for item in result]
+
+
+def with_note(item: dict[str, Any]) -> dict[str, Any]:
+    """The exchange with a ``note`` when a carrier command got no reply because Twilio answers
+    it on a real number: the page shows that instead of a bare "(no reply)"."""
+    service = textback()
+    sent = item["sent"]
+    if sent is None or item["replies"] or not service.carrier.twilio_answers:
+        return item
+    command = service.rules.optout.command(sent["body"])
+    if command is None:
+        return item
+    note = (
+        f"(no reply from textback: on a real number Twilio answers {command.name} itself; "
+        "TEXTBACK_CARRIER_REPLIES=twilio)"
+    )
+    return {**item, "note": note}

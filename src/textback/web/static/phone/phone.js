@@ -71,7 +71,7 @@ function renderExchange(item) {
     group.append(bubble("them", reply.text, reply.media));
   }
   if (item.sent && item.replies.length === 0) {
-    group.append(element("p", "note", "(no reply)"));
+    group.append(element("p", "note", item.note || "(no reply)"));
   }
   if (item.twiml) group.append(element("pre", "twiml", item.twiml));
   return group;
