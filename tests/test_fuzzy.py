@@ -83,3 +83,31 @@ def test_replay_shows_what_turning_fuzzy_on_would_change(
     ((difference,),) = [document["differences"]]
     assert difference["body"] == "huors" and difference["new"]["text"] == "9-5"
     assert difference["new"]["source"] == "rule 1 (keyword hours (fuzzy))"
+
+
+def near_miss_phone(make_app: Callable[..., Flask], tmp_path: Path) -> Phone:
+    rules = tmp_path / "textback.toml"
+    rules.write_text(
+        '[[rule]]\nkeyword = "stoop"\nfuzzy = true\nreply = "Our stoop sale is on."\n\n'
+        '[[rule]]\nkeyword = "shop"\nreply = "The shop opens at 9."\n'
+    )
+    return Phone(make_app(TEXTBACK_RULES=str(rules), TEXTBACK_SENDER_NAME="Acme"), TEST_TOKEN)
+
+
+@pytest.mark.parametrize("body", ["stoo", "Stpo!", "unsubscibe", "hlep"])
+def test_a_misspelt_carrier_word_gets_the_help_text_not_a_fuzzy_rule(
+    make_app: Callable[..., Flask], tmp_path: Path, body: str
+) -> None:
+    phone = near_miss_phone(make_app, tmp_path)
+    reply = phone.send(body, from_="+15550003333")
+    assert reply.text.startswith("Acme: ") and "Reply STOP to unsubscribe" in reply.text
+    assert not phone.is_opted_out("+15550003333")  # a near miss is never the command
+
+
+def test_an_exact_rule_still_answers_a_word_near_a_carrier_word(
+    make_app: Callable[..., Flask], tmp_path: Path
+) -> None:
+    phone = near_miss_phone(make_app, tmp_path)
+    assert phone.send("shop").text == "The shop opens at 9."  # one letter from STOP
+    assert phone.send("stoop").text == "Our stoop sale is on."  # exact, if fuzzy
+    assert phone.send("stooop").text == "Our stoop sale is on."  # a near miss of stoop only

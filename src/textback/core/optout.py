@@ -146,6 +146,23 @@ class OptOutPolicy:
             return Command.HELP
         return None
 
+    def near_miss(self, body: str) -> Command | None:
+        """The STOP or HELP word ``body`` misspells (``stpo``, ``unsubscibe``), if any.
+
+        Never the command itself: the contact is told the exact words instead (see
+        responder). Words of up to 3 letters have no near misses (``end`` is not ``and``).
+        """
+        from textback.core.matchers import allowed_typos
+        from textback.core.matchers import typos
+
+        word = normalize_command(body)
+        if not word or self.command(body) is not None:
+            return None
+        for command, words in ((Command.STOP, self.stop_words), (Command.HELP, self.help_words)):
+            if any(typos(word, known) <= allowed_typos(known) for known in words):
+                return command
+        return None
+
     def reply_for(
         self, command: Command, *, sender_name: str | None = None, our_number: str = ""
     ) -> str:

@@ -11,11 +11,13 @@ step (or the Python state's handler) → Python handlers → flow triggers → t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import replace
 from datetime import timedelta
 
 from textback.core import flows
 from textback.core.bot import Bot
 from textback.core.bot import Outcome
+from textback.core.bot import Route
 from textback.core.conversation import Conversation
 from textback.core.flows import LEAVE
 from textback.core.flows import Flow
@@ -102,7 +104,19 @@ def decide(
     if opted_out:
         return Decision(Reply(""), "opted out", conversation)
     if conversation is None:
-        return _dispatch(msg, bot, rules, Conversation(), existed=False)
+        near = rules.optout.near_miss(msg.body)
+        if near is None:
+            return _dispatch(msg, bot, rules, Conversation(), existed=False)
+        # A misspelt STOP or HELP never reaches a forgiving keyword, and is never taken as
+        # the command: unless something answers it exactly, the contact gets the HELP text,
+        # which names the exact words.
+        exact = replace(rules, routes=tuple(_unforgiving(route) for route in rules.routes))
+        if _answered_exactly(msg, bot, exact):
+            return _dispatch(msg, bot, exact, Conversation(), existed=False)
+        text = rules.optout.reply_for(
+            Command.HELP, sender_name=carrier.sender_name, our_number=msg.to
+        )
+        return Decision(Reply(text), f"optout near miss of {near.value}", None)
     flow = rules.flow(conversation.flow) if conversation.flow else None
     if conversation.flow and (flow is None or flow.step_of(conversation) is None):
         # The rules file changed under this run: forget it, as if it had expired.
@@ -122,6 +136,21 @@ def decide(
     if step.completed:
         return Decision(step.reply, step.source, None, ended="completed", ended_values=step.values)
     return Decision(step.reply, step.source, step.conversation, expire_after=settings.expire_after)
+
+
+def _unforgiving(route: Route) -> Route:
+    """The route with a forgiving keyword made exact (its own words still answer)."""
+    matcher = route.matcher
+    if isinstance(matcher, Keyword) and matcher.fuzzy:
+        return replace(route, matcher=Keyword(matcher.words))
+    return route
+
+
+def _answered_exactly(msg: Inbound, bot: Bot, rules: RuleSet) -> bool:
+    """Whether a handler, a flow trigger or a rule (not a forgiving one) matches ``msg``."""
+    routes = (*bot.routes, *rules.routes)
+    matched = any(r.matcher is not None and r.matcher.match(msg.body) for r in routes)
+    return matched or _triggered(msg, rules) is not None
 
 
 def _triggered(msg: Inbound, rules: RuleSet) -> Flow | None:
