@@ -472,3 +472,31 @@ def test_refusals_before_a_view_carry_the_headers(app: Flask, admin: FlaskClient
     assert response.status_code == 405
     assert response.headers["Content-Security-Policy"] == auth.CONTENT_SECURITY_POLICY
     assert "Content-Security-Policy" not in admin.get("/", base_url=HTTPS).headers
+
+
+def test_send_refuses_a_contact_who_opted_out_since_the_page_loaded(
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from textback.channel import rest
+
+    from .test_twilio_api import FakeTwilio
+
+    fake = FakeTwilio(500, {})
+    monkeypatch.setattr(rest, "http_client_for", lambda settings: fake)
+    app = make_app(
+        TEXTBACK_ADMIN_PASSWORD=FAST_HASH,
+        TWILIO_ACCOUNT_SID=ACCOUNT,
+        TWILIO_API_KEY="SK1",
+        TWILIO_API_SECRET="secret",
+    )
+    client = app.test_client()
+    log_in(client)
+    phone = Phone(app, TEST_TOKEN)
+    phone.send("Hello", from_=ALICE)
+    thread = f"/admin/conversations/{contact_id(app, ALICE)}"
+    assert 'name="body"' in page(client, thread)  # the form, before the STOP arrives
+    phone.stop(from_=ALICE)
+    html = post(client, thread + "/send", {"body": "Promo"}).get_data(as_text=True)
+    assert f"Not sent: {ALICE} opted out of messages from" in html
+    assert fake.requests == []
+    assert [m.body for m in phone.messages(ALICE)][-1] != "Promo"

@@ -16,10 +16,42 @@ from textback.channel.rest import rest_client
 from textback.config import Settings
 from textback.core.text import mask_number
 from textback.errors import ConfigError
+from textback.errors import TextbackError
+from textback.storage.store import OptOut
 from textback.storage.store import Store
 from textback.storage.store import contacts
 
 log = logging.getLogger(__name__)
+
+
+class OptedOutError(TextbackError):
+    """The recipient opted out (texted STOP): nothing is sent to them until they opt back in."""
+
+    def __init__(self, opt_out: OptOut) -> None:
+        self.opt_out = opt_out
+        when = f"at {opt_out.at:%Y-%m-%d %H:%M UTC}" if opt_out.at else "at an unknown time"
+        super().__init__(
+            f"{opt_out.number} opted out of messages from {opt_out.our_number} {when}; "
+            "nothing was sent (they can text START to opt back in)"
+        )
+
+
+def refuse_opted_out(store: Store, sender: str | None, to: str) -> None:
+    """Raise OptedOutError when ``to`` may not be messaged from ``sender``.
+
+    Opt-outs are per number of ours, as Twilio keeps them. With no sender known yet, or a
+    Messaging Service as the sender (which may pick any of its numbers), an opt-out from any of
+    our numbers counts.
+    """
+    our_number = sender if sender and not is_messaging_service(sender) else None
+    opt_out = store.opt_out_of(our_number, to)
+    if opt_out is not None:
+        raise OptedOutError(opt_out)
+
+
+def is_messaging_service(sender: str) -> bool:
+    """Whether ``sender`` is a Messaging Service SID (MG...) rather than a phone number."""
+    return sender.startswith("MG") and len(sender) == 34
 
 
 def last_number_used(store: Store, to: str) -> str | None:
@@ -50,6 +82,7 @@ def send_message(
     TwilioApiError (one line) when Twilio refuses; error 21610 marks the contact opted out.
     """
     media = list(media)
+    refuse_opted_out(store, from_, to)
     sender = from_ or last_number_used(store, to)
     if not sender:
         raise ConfigError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -80,6 +81,15 @@ def params_json(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
         else:
             stored[key] = value
     return cast(dict[str, Any], clean(stored))
+
+
+@dataclass(frozen=True)
+class OptOut:
+    """A contact's standing opt-out from one of our numbers (``at`` may be unknown)."""
+
+    our_number: str
+    number: str
+    at: datetime | None
 
 
 class ContactState:
@@ -403,6 +413,21 @@ class Store:
             ).scalar_one()
             if opted_out:
                 end_open_runs(connection, contact_id, "stopped", stamp)
+
+    def opt_out_of(self, our_number: str | None, number: str) -> OptOut | None:
+        """The opt-out that forbids messaging ``number`` from ``our_number`` (from any of our
+        numbers when None), the latest if several; None while they may be messaged."""
+        query = (
+            select(contacts.c.our_number, contacts.c.opted_out_at)
+            .where(contacts.c.number == number, contacts.c.opted_out.is_(True))
+            .order_by(contacts.c.opted_out_at.desc())
+            .limit(1)
+        )
+        if our_number is not None:
+            query = query.where(contacts.c.our_number == our_number)
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else OptOut(row.our_number, number, row.opted_out_at)
 
     def record_outbound(
         self,
