@@ -35,6 +35,7 @@ from textback.storage.models import INBOUND
 from textback.storage.models import OUTBOUND
 from textback.storage.models import Contact
 from textback.storage.models import Message
+from textback.storage.models import OutboxEntry
 from textback.storage.models import RejectCount
 from textback.storage.models import StatusEvent
 from textback.storage.models import clean
@@ -49,6 +50,9 @@ messages = cast(Table, Message.__table__)
 contacts = cast(Table, Contact.__table__)
 status_events = cast(Table, StatusEvent.__table__)
 reject_counts = cast(Table, RejectCount.__table__)
+_outbox = cast(Table, OutboxEntry.__table__)
+# A status callback that ends an outbox row's journey (the outbox keeps its own state).
+_FINAL_STATUS = {"delivered": "delivered", "undelivered": "undelivered", "failed": "failed"}
 
 # Twilio's delivery statuses in lifecycle order: a late "sent" never replaces "delivered".
 _STATUS_RANK = {
@@ -222,6 +226,8 @@ class Store:
             for name in ("claim", "stored_twiml", "reply", "answered", "upsert_contact", "open_run")
         }
         self._write_lock = write_lock(engine)
+        self.insert = self._insert  # for the other modules writing this database (outbox.py)
+        self.write_lock = self._write_lock
 
     def answer_inbound(self, msg: Inbound, decide: Decider) -> tuple[str, bool]:
         """Store ``msg`` and the answer ``decide`` gives; returns (TwiML, whether it was new).
@@ -375,6 +381,12 @@ class Store:
                     update(messages)
                     .where(messages.c.id == row.id)
                     .values(status=status, error_code=error_code, updated_at=stamp)
+                )
+            if status in _FINAL_STATUS:
+                connection.execute(
+                    update(_outbox)
+                    .where(_outbox.c.sid == sid, _outbox.c.state == "sent")
+                    .values(state=_FINAL_STATUS[status], error_code=error_code, updated_at=stamp)
                 )
         return True
 
