@@ -168,6 +168,10 @@ class Outbox:
             known = self._look_up(client, entry)
             if known is not None:
                 return known
+        # twilio builds its API modules on first use (a tenth of a second): before the slot, so
+        # the request leaves when its slot begins.
+        create = client.messages.create
+        parameters = options(self.settings, entry)
         self._wait_for_slot(entry.sender)
         opt_out = self.store.opt_out_of(
             None if is_messaging_service(entry.sender) else entry.sender, entry.to_number
@@ -183,7 +187,7 @@ class Outbox:
             message = call(
                 client,
                 self.settings,
-                lambda: client.messages.create(**options(self.settings, entry)),
+                lambda: create(**parameters),
             )
         except TwilioApiError as exc:
             return self._refused(entry, exc)
