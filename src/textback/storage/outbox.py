@@ -268,6 +268,18 @@ class OutboxRows:
                 )
             )
 
+    def of_contact(self, our_number: str, number: str, limit: int = 10) -> list[Row[Any]]:
+        """The latest rows to ``number`` from ``our_number``, newest first."""
+        with self.engine.connect() as connection:
+            return list(
+                connection.execute(
+                    select(outbox)
+                    .where(outbox.c.sender == our_number, outbox.c.to_number == number)
+                    .order_by(outbox.c.id.desc())
+                    .limit(limit)
+                )
+            )
+
     def counts(self) -> dict[str, int]:
         """How many rows are in each state."""
         with self.engine.connect() as connection:
