@@ -28,6 +28,7 @@ from textback.cli.resources import configured_engine
 )
 def send(to: str, body: str, from_: str | None, media: tuple[str, ...], at: str | None) -> None:
     """Send BODY to TO through Twilio's REST API (now, or --at a time) and log it."""
+    from textback.channel.rest import rest_client
     from textback.config import Settings
     from textback.outbound.send import parse_send_time
     from textback.outbound.send import schedule_message
@@ -43,6 +44,7 @@ def send(to: str, body: str, from_: str | None, media: tuple[str, ...], at: str 
             click.echo(f"{sid} {status}")
             return
         when = parse_send_time(at, settings.timezone, now())
+        rest_client(settings)  # missing credentials: said now, not when the worker tries
         entry_id = schedule_message(
             settings, store, to=to, body=body, from_=from_, media=media, at=when
         )
