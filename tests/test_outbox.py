@@ -549,3 +549,23 @@ def test_send_message_keeps_its_python_api(
             == sid
         )
         assert connection.execute(select(contacts.c.opted_out)).scalar() is False
+
+
+def test_a_message_held_for_review_is_resent_only_by_a_person(
+    database_url: str, store: Store, standin: StandIn, tmp_path: Path
+) -> None:
+    env = cli_env(standin.url, database_url, tmp_path)
+    box = Outbox(Settings.load(environ=env), store)
+    entry_id = put(box)
+    box.rows.finish(entry_id, states.REVIEW, "cannot tell whether it was sent")
+    runner = CliRunner()
+    listed = runner.invoke(main, ["outbox"], env=env).output
+    assert listed.startswith("1 review") and "(cannot tell whether it was sent)" in listed
+    result = runner.invoke(main, ["outbox", "resend", str(entry_id)], env=env)
+    assert result.exit_code == 0, result.output
+    entry = row(store, entry_id)
+    assert (entry.state, entry.attempts, entry.unsure_since) == (states.QUEUED, 0, None)
+    again = runner.invoke(main, ["outbox", "resend", str(entry_id)], env=env)
+    assert again.exit_code == 1 and "only review and failed messages are resent" in again.output
+    box.deliver(entry_id)
+    assert row(store, entry_id).state == states.SENT and len(standin.posts) == 1

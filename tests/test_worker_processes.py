@@ -46,11 +46,20 @@ def redis_available() -> bool:
     return True
 
 
-@pytest.fixture(params=["sqlite-queue", "redis-queue"])
+@pytest.fixture(params=["sqlite-queue", "redis-queue", "postgresql-queue"])
 def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The worker's queue storage: a SQLite file, or Redis under a name of this test's own."""
+    """The worker's queue storage: a SQLite file, or Redis or PostgreSQL (huey's own tables)
+    under a queue name of this test's own."""
+    from textback.outbound.queue import make_queue
+
     if request.param == "sqlite-queue":
         yield f"sqlite:///{tmp_path / 'queue.db'}"
+        return
+    if request.param == "postgresql-queue":
+        database: str = request.getfixturevalue("postgres_database")
+        url = f"{database}?name=textback-test-{secrets.token_hex(4)}"
+        yield url
+        make_queue(url).flush()  # this queue's own rows only
         return
     if not redis_available():
         if os.environ.get("CI"):
@@ -58,8 +67,6 @@ def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         pytest.skip(f"Redis not reachable at {REDIS_URL}")
     url = f"{REDIS_URL}?name=textback-test-{secrets.token_hex(4)}"
     yield url
-    from textback.outbound.queue import make_queue
-
     make_queue(url).flush()  # this queue's own keys only
 
 

@@ -88,3 +88,25 @@ def cancel(entry_id: int) -> None:
                 raise TextbackError(f"outbox {entry_id}: no such message")
             raise TextbackError(f"outbox {entry_id} is {row.state}: it cannot be cancelled now")
     click.echo(f"outbox {entry_id} cancelled")
+
+
+@outbox.command("resend")
+@click.argument("entry_id", metavar="ID", type=int)
+def resend(entry_id: int) -> None:
+    """Send message ID again: one held for review (you checked it did not arrive) or failed."""
+    from textback.config import Settings
+    from textback.errors import TextbackError
+    from textback.outbound.outbox import Outbox
+    from textback.storage.store import Store
+
+    with configured_engine(create_schema=True) as engine:
+        box = Outbox(Settings.load(), Store(engine))
+        if not box.rows.release(entry_id):
+            row = box.rows.get(entry_id)
+            if row is None:
+                raise TextbackError(f"outbox {entry_id}: no such message")
+            raise TextbackError(
+                f"outbox {entry_id} is {row.state}: only review and failed messages are resent"
+            )
+        box.enqueue(entry_id)
+    click.echo(f"outbox {entry_id} queued again (sent by `textback worker`)")

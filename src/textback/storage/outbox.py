@@ -216,6 +216,19 @@ class OutboxRows:
             values["unsure_since"] = None
         self._update(outbox.c.id == entry_id, **values)
 
+    def release(self, entry_id: int) -> bool:
+        """A person's decision to send a ``review`` or ``failed`` row (again): queued, no longer
+        unsure, attempts from zero. Returns whether the row was in one of those states."""
+        return self._update(
+            and_(outbox.c.id == entry_id, outbox.c.state.in_((REVIEW, FAILED))),
+            state=QUEUED,
+            send_at=None,
+            unsure_since=None,
+            attempts=0,
+            error_code=None,
+            reason="sent again by a person",
+        )
+
     def cancel(self, entry_id: int, reason: str) -> bool:
         """Cancel a row that is not being sent or already sent; returns whether it was."""
         return self._update(
