@@ -27,7 +27,10 @@ def worker(workers: int) -> None:
     with configured_engine(create_schema=True) as engine:
         outbox = Outbox(settings, Store(engine))
         outbox.sweep()  # what a worker that died left behind, without waiting for the minute
-        consumer = outbox.queue.create_consumer(workers=workers, worker_type="thread")
+        # SIGTERM (systemd, Docker) lets the sends in hand finish; Ctrl-C stops at once.
+        consumer = outbox.queue.create_consumer(
+            workers=workers, worker_type="thread", graceful_signal="TERM"
+        )
         consumer.run()
 
 
