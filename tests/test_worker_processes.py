@@ -59,7 +59,9 @@ def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         database: str = request.getfixturevalue("postgres_database")
         url = f"{database}?name=textback-test-{secrets.token_hex(4)}"
         yield url
-        make_queue(url).flush()  # this queue's own rows only
+        queue = make_queue(url)
+        queue.flush()  # this queue's own rows only
+        queue.storage.close()
         return
     if not redis_available():
         if os.environ.get("CI"):
@@ -67,7 +69,9 @@ def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         pytest.skip(f"Redis not reachable at {REDIS_URL}")
     url = f"{REDIS_URL}?name=textback-test-{secrets.token_hex(4)}"
     yield url
-    make_queue(url).flush()  # this queue's own keys only
+    queue = make_queue(url)
+    queue.flush()  # this queue's own keys only
+    queue.storage.close()
 
 
 def environment(
@@ -119,6 +123,7 @@ def fill(env: dict[str, str], count: int, prefix: str) -> Store:
     outbox = Outbox(settings, store)
     for number in range(count):
         outbox.put(sender=OURS, to=f"+1555000{number:04d}", body=f"{prefix} {number}")
+    outbox.queue.storage.close()
     return store
 
 
