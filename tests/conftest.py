@@ -38,6 +38,8 @@ TABLES = (
     "flow_answers",
     "flow_runs",
     "status_events",
+    "outbox",
+    "send_slots",
     "messages",
     "contacts",
     "reject_counts",

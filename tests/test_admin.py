@@ -398,7 +398,7 @@ def test_send_without_credentials_says_so(app: Flask, admin: FlaskClient) -> Non
 
 
 @pytest.mark.prism
-def test_send_through_the_rest_api(
+def test_send_goes_through_the_outbox_and_shows_its_state(
     make_app: Callable[..., Flask],
     prism: str,  # noqa: F811
 ) -> None:
@@ -410,12 +410,23 @@ def test_send_through_the_rest_api(
     phone = Phone(app, TEST_TOKEN)
     phone.send("Hello", from_=ALICE)
     thread = f"/admin/conversations/{contact_id(app, ALICE)}"
-    assert 'name="body"' in page(client, thread)
-    response = post(client, thread + "/send", {"body": "Are you there?"})
-    assert "Sent (SM" in response.get_data(as_text=True)
+    html = page(client, thread)
+    assert 'name="body"' in html and 'http-equiv="refresh"' not in html
+    key = re.search(r'name="send_key" value="([^"]+)"', html)
+    assert key is not None
+    form = {"body": "Are you there?", "send_key": key.group(1)}
+    response = post(client, thread + "/send", form)
+    assert "Queued as outbox 1" in response.get_data(as_text=True)
+    assert post(client, thread + "/send", form).status_code == 200  # the same form again
+    html = page(client, thread)
+    assert 'class="tag ">queued</span>' in html and 'http-equiv="refresh"' in html
+    outbox = app.extensions["textback_outbox"]
+    assert outbox.rows.counts() == {"queued": 1}  # a resubmitted form queued nothing more
+    outbox.deliver(1)  # what the worker does
     sent = phone.messages(ALICE)[-1]
-    assert (sent.body, sent.source, sent.direction) == ("Are you there?", "api", "outbound")
-    assert "Are you there?" in page(client, thread)
+    assert (sent.body, sent.source, sent.direction) == ("Are you there?", "admin", "outbound")
+    html = page(client, thread)
+    assert 'class="tag ok">sent</span>' in html and 'http-equiv="refresh"' not in html
     assert "Type a message" in post(client, thread + "/send", {"body": " "}).get_data(as_text=True)
 
 
@@ -472,3 +483,31 @@ def test_refusals_before_a_view_carry_the_headers(app: Flask, admin: FlaskClient
     assert response.status_code == 405
     assert response.headers["Content-Security-Policy"] == auth.CONTENT_SECURITY_POLICY
     assert "Content-Security-Policy" not in admin.get("/", base_url=HTTPS).headers
+
+
+def test_send_refuses_a_contact_who_opted_out_since_the_page_loaded(
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from textback.channel import rest
+
+    from .test_twilio_api import FakeTwilio
+
+    fake = FakeTwilio(500, {})
+    monkeypatch.setattr(rest, "http_client_for", lambda settings: fake)
+    app = make_app(
+        TEXTBACK_ADMIN_PASSWORD=FAST_HASH,
+        TWILIO_ACCOUNT_SID=ACCOUNT,
+        TWILIO_API_KEY="SK1",
+        TWILIO_API_SECRET="secret",
+    )
+    client = app.test_client()
+    log_in(client)
+    phone = Phone(app, TEST_TOKEN)
+    phone.send("Hello", from_=ALICE)
+    thread = f"/admin/conversations/{contact_id(app, ALICE)}"
+    assert 'name="body"' in page(client, thread)  # the form, before the STOP arrives
+    phone.stop(from_=ALICE)
+    html = post(client, thread + "/send", {"body": "Promo"}).get_data(as_text=True)
+    assert f"Not sent: {ALICE} opted out of messages from" in html
+    assert fake.requests == []
+    assert [m.body for m in phone.messages(ALICE)][-1] != "Promo"

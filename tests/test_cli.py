@@ -23,7 +23,7 @@ from textback.cli import main
 from textback.storage.engine import make_engine
 
 TEXTBACK = [sys.executable, "-m", "textback.cli"]
-HEAD = "0003"
+HEAD = "0005"
 
 
 @pytest.fixture

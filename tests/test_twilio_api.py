@@ -22,6 +22,7 @@ from textback.channel.rest import TwilioApiError
 from textback.cli import main
 from textback.config import Settings
 from textback.errors import ConfigError
+from textback.outbound.send import OptedOutError
 from textback.outbound.send import send_message
 from textback.storage.engine import ensure_schema
 from textback.storage.engine import make_engine
@@ -335,3 +336,72 @@ def test_wrong_api_base_url_is_one_line(prism: str, database_url: str) -> None: 
     assert result.exit_code == 1
     assert result.output.startswith("textback: error: not found (HTTP 404)")
     assert len(result.output.strip().splitlines()) == 1
+
+
+# --- textback's own opt-outs: refused before any API call ------------------------------------
+
+
+def opted_out(store: Store, our_number: str, number: str) -> None:
+    store.set_opted_out(our_number, number, True)
+
+
+@pytest.mark.parametrize("from_", [OUR_NUMBER, None])
+def test_send_refuses_a_contact_who_opted_out(
+    store: Store, fake_twilio: Callable[[int, dict[str, Any]], FakeTwilio], from_: str | None
+) -> None:
+    fake = fake_twilio(201, created_message("SM" + "5" * 32))
+    opted_out(store, OUR_NUMBER, THEM)
+    with pytest.raises(OptedOutError) as caught:
+        send_message(api_settings(), store, to=THEM, body="Promo", from_=from_)
+    assert fake.requests == []
+    assert outbound_rows(store) == []
+    line = str(caught.value)
+    assert THEM in line and OUR_NUMBER in line and "opted out" in line
+    stamp = store.opt_out_of(OUR_NUMBER, THEM)
+    assert stamp is not None and stamp.at is not None
+    assert f"{stamp.at:%Y-%m-%d %H:%M} UTC" in line
+
+
+def test_an_opt_out_from_one_number_allows_sending_from_another(
+    store: Store, fake_twilio: Callable[[int, dict[str, Any]], FakeTwilio]
+) -> None:
+    fake = fake_twilio(201, created_message("SM" + "6" * 32))
+    opted_out(store, "+15557770000", THEM)
+    send_message(api_settings(), store, to=THEM, body="Hi", from_=OUR_NUMBER)
+    assert len(fake.requests) == 1
+
+
+def test_without_a_sender_an_opt_out_from_any_number_refuses(
+    store: Store, fake_twilio: Callable[[int, dict[str, Any]], FakeTwilio]
+) -> None:
+    fake = fake_twilio(201, created_message("SM" + "7" * 32))
+    store.set_opted_out(OUR_NUMBER, THEM, False)  # texted this number
+    opted_out(store, "+15557770000", THEM)  # and opted out of another
+    with pytest.raises(OptedOutError, match="opted out of messages from \\+15557770000"):
+        send_message(api_settings(), store, to=THEM, body="Hi")
+    assert fake.requests == []
+
+
+def test_send_after_start_is_allowed_again(
+    store: Store, fake_twilio: Callable[[int, dict[str, Any]], FakeTwilio]
+) -> None:
+    fake = fake_twilio(201, created_message("SM" + "8" * 32))
+    opted_out(store, OUR_NUMBER, THEM)
+    store.set_opted_out(OUR_NUMBER, THEM, False)
+    send_message(api_settings(), store, to=THEM, body="Welcome back", from_=OUR_NUMBER)
+    assert len(fake.requests) == 1
+
+
+def test_send_command_refuses_a_contact_who_opted_out(
+    database_url: str,
+    store: Store,
+    fake_twilio: Callable[[int, dict[str, Any]], FakeTwilio],
+) -> None:
+    fake = fake_twilio(201, created_message("SM" + "9" * 32))
+    opted_out(store, OUR_NUMBER, THEM)
+    env = cli_env("https://api.twilio.com", database_url)
+    result = CliRunner().invoke(main, ["send", THEM, "promo", "--from", OUR_NUMBER], env=env)
+    assert result.exit_code == 1
+    assert result.output.startswith(f"textback: error: {THEM} opted out of messages from")
+    assert len(result.output.strip().splitlines()) == 1
+    assert fake.requests == []

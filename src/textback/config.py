@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import NamedTemporaryFile
+from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfoNotFoundError
 
 from werkzeug.security import generate_password_hash
 
@@ -61,6 +63,10 @@ class Settings:
     api_key_sid: str | None = None
     api_key_secret: str | None = None
     api_base_url: str = "https://api.twilio.com"
+    queue_url: str = ""
+    send_rate: float = 1.0
+    timezone: str = "UTC"
+    outbox_stale_after: float = 300.0
     admin_password_hash: str | None = None
     admin_password_key: str | None = None
     limiter_storage: str = DATABASE_LIMITER_STORAGE
@@ -234,6 +240,11 @@ def _build(values: Mapping[str, str]) -> Settings:
         api_key_sid=values.get("TWILIO_API_KEY") or None,
         api_key_secret=values.get("TWILIO_API_SECRET") or None,
         api_base_url=(values.get("TWILIO_API_BASE_URL") or "https://api.twilio.com").rstrip("/"),
+        queue_url=values.get("TEXTBACK_QUEUE_URL", "").strip()
+        or f"sqlite:///{instance_path / 'queue.db'}",
+        send_rate=_positive(values, "TEXTBACK_SEND_RATE", 1.0),
+        timezone=_timezone(values),
+        outbox_stale_after=_positive(values, "TEXTBACK_OUTBOX_STALE_AFTER", 300.0),
         admin_password_hash=admin_password_hash(admin_password),
         admin_password_key=admin_password_key(admin_password, secret_key),
         limiter_storage=_limiter_storage(values),
@@ -245,6 +256,31 @@ def _build(values: Mapping[str, str]) -> Settings:
         carrier_replies=_carrier_replies(values),
         sender_name=_sender_name(values),
     )
+
+
+def _positive(values: Mapping[str, str], name: str, default: float) -> float:
+    raw = values.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        number = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: give a number, like {default:g}") from None
+    if not number > 0 or number == float("inf"):
+        raise ConfigError(f"{name}={raw!r}: give a number above 0, like {default:g}")
+    return number
+
+
+def _timezone(values: Mapping[str, str]) -> str:
+    """TEXTBACK_TIMEZONE: the IANA zone that times without an offset (``send --at``) are in."""
+    name = values.get("TEXTBACK_TIMEZONE", "").strip() or "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"TEXTBACK_TIMEZONE={name!r}: give an IANA time zone, like Europe/Berlin or UTC"
+        ) from None
+    return name
 
 
 def admin_password_hash(value: str) -> str | None:

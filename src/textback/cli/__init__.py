@@ -10,6 +10,7 @@ from textback.cli import replay
 from textback.cli import serving
 from textback.cli import simulate_command
 from textback.cli import twilio
+from textback.cli import worker
 from textback.cli.group import main
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "serving",
     "simulate_command",
     "twilio",
+    "worker",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,6 +22,12 @@ def _banner(line: str) -> None:
         click.echo(line, err=True)
 
 
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from textback.outbound.queue import EmbeddedConsumer
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
@@ -36,7 +43,34 @@ def run(host: str, port: int) -> None:
     base = f"http://{host}:{port}"
     _banner(f" * textback on {base}/ (webhook: POST /twilio)")
     _banner(f" * browser phone: {base}/phone   admin view: {base}/admin")
-    app.run(host=host, port=port, debug=False, use_reloader=False)
+    consumer = embedded_worker(app)
+    try:
+        app.run(host=host, port=port, debug=False, use_reloader=False)
+    finally:
+        if consumer is not None:
+            consumer.stop()
+
+
+def embedded_worker(app: Flask) -> EmbeddedConsumer | None:
+    """A worker in this process, so `textback run` alone also sends the outbox's messages;
+    None (with a note why) when there are no credentials to send with."""
+    from textback.channel.rest import rest_client
+    from textback.errors import ConfigError
+    from textback.outbound.outbox import Outbox
+    from textback.outbound.queue import EmbeddedConsumer
+
+    service = app.extensions["textback"]
+    try:
+        rest_client(service.settings)
+    except ConfigError as exc:
+        _banner(f" * not sending the outbox: {exc}")
+        return None
+    outbox = Outbox(service.settings, service.store)
+    outbox.sweep()
+    consumer = EmbeddedConsumer(outbox.queue, workers=1, worker_type="thread")
+    consumer.start()
+    _banner(" * sending the outbox in this process (textback serve needs textback worker)")
+    return consumer
 
 
 @main.command()

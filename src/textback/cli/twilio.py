@@ -13,19 +13,42 @@ from textback.cli.resources import configured_engine
 @main.command()
 @click.argument("to")
 @click.argument("body")
-@click.option("--from", "from_", default=None, help="Our number to send from [the one TO texted].")
+@click.option(
+    "--from",
+    "from_",
+    default=None,
+    help="Our number or Messaging Service (MG...) [the one TO texted].",
+)
 @click.option("--media", multiple=True, help="A picture URL to attach (repeatable).")
-def send(to: str, body: str, from_: str | None, media: tuple[str, ...]) -> None:
-    """Send BODY to TO through Twilio's REST API and record it in the message log."""
+@click.option(
+    "--at",
+    "at",
+    default=None,
+    help="Send later: ISO 8601, e.g. 2026-12-24T09:00 [TEXTBACK_TIMEZONE].",
+)
+def send(to: str, body: str, from_: str | None, media: tuple[str, ...], at: str | None) -> None:
+    """Send BODY to TO through Twilio's REST API (now, or --at a time) and log it."""
+    from textback.channel.rest import rest_client
     from textback.config import Settings
+    from textback.outbound.send import parse_send_time
+    from textback.outbound.send import schedule_message
     from textback.outbound.send import send_message
     from textback.storage.store import Store
+    from textback.storage.store import now
 
+    settings = Settings.load()
     with configured_engine(create_schema=True) as engine:
-        sid, status = send_message(
-            Settings.load(), Store(engine), to=to, body=body, from_=from_, media=media
+        store = Store(engine)
+        if at is None:
+            sid, status = send_message(settings, store, to=to, body=body, from_=from_, media=media)
+            click.echo(f"{sid} {status}")
+            return
+        when = parse_send_time(at, settings.timezone, now())
+        rest_client(settings)  # missing credentials: said now, not when the worker tries
+        entry_id = schedule_message(
+            settings, store, to=to, body=body, from_=from_, media=media, at=when
         )
-    click.echo(f"{sid} {status}")
+    click.echo(f"outbox {entry_id} scheduled for {when.isoformat()} (sent by `textback worker`)")
 
 
 @main.command("configure-number")

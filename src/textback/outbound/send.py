@@ -1,25 +1,57 @@
-"""Send one message now through Twilio's REST API and record it as outbound."""
+"""Sending on our own, from the CLI, the admin and Python: now, or at a given time.
+
+Both go through the outbox (outbox.py), so a message is sent at most once whatever fails, and
+every path refuses a contact who opted out before anything is written or sent.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from textback.channel.rest import OPTED_OUT
 from textback.channel.rest import TwilioApiError
-from textback.channel.rest import call
 from textback.channel.rest import rest_client
 from textback.config import Settings
 from textback.core.text import mask_number
 from textback.errors import ConfigError
+from textback.errors import TextbackError
+from textback.outbound.outbox import Outbox
+from textback.outbound.outbox import is_messaging_service
+from textback.storage import outbox as states
+from textback.storage.store import OptOut
 from textback.storage.store import Store
 from textback.storage.store import contacts
 
 log = logging.getLogger(__name__)
+
+
+class OptedOutError(TextbackError):
+    """The recipient opted out (texted STOP): nothing is sent to them until they opt back in."""
+
+    def __init__(self, opt_out: OptOut) -> None:
+        self.opt_out = opt_out
+        when = f"at {opt_out.at:%Y-%m-%d %H:%M UTC}" if opt_out.at else "at an unknown time"
+        super().__init__(
+            f"{opt_out.number} opted out of messages from {opt_out.our_number} {when}; "
+            "nothing was sent (they can text START to opt back in)"
+        )
+
+
+def refuse_opted_out(store: Store, sender: str | None, to: str) -> None:
+    """Raise OptedOutError when ``to`` may not be messaged from ``sender``.
+
+    Opt-outs are per number of ours, as Twilio keeps them. With no sender known yet, or a
+    Messaging Service as the sender (which may pick any of its numbers), an opt-out from any of
+    our numbers counts.
+    """
+    our_number = sender if sender and not is_messaging_service(sender) else None
+    opt_out = store.opt_out_of(our_number, to)
+    if opt_out is not None:
+        raise OptedOutError(opt_out)
 
 
 def last_number_used(store: Store, to: str) -> str | None:
@@ -34,6 +66,17 @@ def last_number_used(store: Store, to: str) -> str | None:
     return str(found) if found else None
 
 
+def _sender(store: Store, to: str, from_: str | None) -> str:
+    refuse_opted_out(store, from_, to)
+    sender = from_ or last_number_used(store, to)
+    if not sender:
+        raise ConfigError(
+            f"no number to send from: {mask_number(to)} has not texted us; "
+            "give --from (one of your Twilio numbers, or a Messaging Service SID MG...)"
+        )
+    return sender
+
+
 def send_message(
     settings: Settings,
     store: Store,
@@ -42,49 +85,69 @@ def send_message(
     body: str,
     from_: str | None = None,
     media: Iterable[str] = (),
+    outbox: Outbox | None = None,
 ) -> tuple[str, str]:
-    """Send a message through the REST API and record it as outbound; returns (SID, status).
+    """Send a message now, through the outbox, in this process; returns (SID, status).
 
-    ``from_`` defaults to our number that ``to`` last texted. Twilio is asked for status
-    callbacks at ``<public URL>/twilio/status`` when the public URL is known. Raises
-    TwilioApiError (one line) when Twilio refuses; error 21610 marks the contact opted out.
+    ``from_`` (a number of ours or a Messaging Service SID) defaults to our number that ``to``
+    last texted. Twilio is asked for status callbacks at ``<public URL>/twilio/status`` when the
+    public URL is known. Raises OptedOutError for a contact who opted out, and TwilioApiError
+    (one line) when Twilio refuses: error 21610 marks the contact opted out; a 429, 5xx or
+    network error leaves the message in the outbox for ``textback worker`` to retry.
     """
-    media = list(media)
-    sender = from_ or last_number_used(store, to)
-    if not sender:
+    sender = _sender(store, to, from_)
+    rest_client(settings)  # missing credentials: refused before anything is written
+    box = outbox or Outbox(settings, store)
+    entry_id, _ = box.put(sender=sender, to=to, body=body, media=list(media), enqueue=False)
+    outcome = box.deliver(entry_id)
+    if outcome is not None and outcome.state == states.SENT and outcome.sid:
+        return outcome.sid, outcome.status or "queued"
+    if outcome is not None and outcome.state == states.SCHEDULED and outcome.error:
+        raise TwilioApiError(
+            f"{outcome.error}; kept as outbox {entry_id}: `textback worker` retries it"
+        )
+    if outcome is not None and outcome.error is not None:
+        raise outcome.error
+    state = outcome.state if outcome is not None else "taken by a worker"
+    raise TextbackError(f"outbox {entry_id} was not sent: {state}")
+
+
+def schedule_message(
+    settings: Settings,
+    store: Store,
+    *,
+    to: str,
+    body: str,
+    at: datetime | None = None,
+    from_: str | None = None,
+    media: Iterable[str] = (),
+    key: str | None = None,
+    source: str = "api",
+    outbox: Outbox | None = None,
+) -> int:
+    """Put a message in the outbox for a worker to send at ``at`` (now when None); returns its
+    outbox id. A ``key`` used before adds nothing and returns the first message's id."""
+    sender = _sender(store, to, from_)
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=ZoneInfo(settings.timezone))
+    box = outbox or Outbox(settings, store)
+    entry_id, _ = box.put(
+        sender=sender, to=to, body=body, media=list(media), send_at=at, key=key, source=source
+    )
+    return entry_id
+
+
+def parse_send_time(text: str, timezone: str, now: datetime) -> datetime:
+    """``--at``: ISO 8601, with an offset or in ``timezone``; ConfigError if unreadable or
+    already past."""
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
         raise ConfigError(
-            f"no number to send from: {mask_number(to)} has not texted us; "
-            "give --from (one of your Twilio numbers)"
-        )
-    client = rest_client(settings)
-    options: dict[str, Any] = {"to": to, "from_": sender}
-    if body:
-        options["body"] = body
-    if media:
-        options["media_url"] = media
-    if settings.public_url:
-        options["status_callback"] = f"{settings.public_url}/twilio/status"
-    try:
-        message = call(client, settings, lambda: client.messages.create(**options))
-    except TwilioApiError as exc:
-        if exc.code == OPTED_OUT:
-            store.set_opted_out(sender, to, True)
-            log.info("%s has opted out (Twilio error 21610)", mask_number(to))
-        raise
-    sid, status = str(message.sid), str(message.status or "queued")
-    try:
-        store.record_outbound(
-            sid=sid,
-            from_=sender,
-            to=to,
-            body=body,
-            media=media,
-            status=status,
-            source="api",
-            account_sid=str(message.account_sid or settings.account_sid or ""),
-        )
-    except IntegrityError:
-        # Twilio never reuses a SID; a mock API answering with a fixed example does.
-        log.warning("message %s is already in the log; not recorded again", sid)
-    log.info("sent %s to %s: %s", sid, mask_number(to), status)
-    return sid, status
+            f"--at {text!r}: give an ISO 8601 time, like 2026-12-24T09:00 or 2026-12-24T09:00+01:00"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=ZoneInfo(timezone))
+    if when < now:
+        raise ConfigError(f"--at {text!r} is in the past ({now:%Y-%m-%d %H:%M UTC} now)")
+    return when

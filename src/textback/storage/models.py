@@ -10,6 +10,7 @@ from typing import ClassVar
 from sqlalchemy import JSON
 from sqlalchemy import Boolean
 from sqlalchemy import DateTime
+from sqlalchemy import Float
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
 from sqlalchemy import Integer
@@ -155,6 +156,48 @@ class RejectCount(Base):
     hour: Mapped[datetime]
     reason: Mapped[str] = mapped_column(String(32))
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OutboxEntry(Base):
+    """A message we send on our own (not a TwiML reply), from the decision to its delivery.
+
+    ``state`` runs queued or scheduled -> sending -> sent -> delivered/undelivered, or ends
+    failed, cancelled or review. ``unsure_since`` is set while an API call may have reached
+    Twilio without us knowing its outcome: such a row is looked up in Twilio's message list
+    before it is ever sent again. ``key`` makes a second copy of one decision impossible.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_state_send_at", "state", "send_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    sender: Mapped[str] = mapped_column(String(64))
+    to_number: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text, default="")
+    media: Mapped[list[Any]] = mapped_column(default=list)
+    source: Mapped[str] = mapped_column(String(200), default="api")
+    state: Mapped[str] = mapped_column(String(16))
+    send_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sid: Mapped[str | None] = mapped_column(String(64), index=True)
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    unsure_since: Mapped[datetime | None]
+    enqueued_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class SendSlot(Base):
+    """The next free moment to send from one sender (number or Messaging Service), shared by
+    every worker and server: each send reserves the slot and moves it on by 1/rate seconds."""
+
+    __tablename__ = "send_slots"
+
+    sender: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_at: Mapped[float] = mapped_column(Float)  # seconds since the epoch
 
 
 def clean(value: Any) -> Any:

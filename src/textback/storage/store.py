@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,7 @@ from textback.storage.models import INBOUND
 from textback.storage.models import OUTBOUND
 from textback.storage.models import Contact
 from textback.storage.models import Message
+from textback.storage.models import OutboxEntry
 from textback.storage.models import RejectCount
 from textback.storage.models import StatusEvent
 from textback.storage.models import clean
@@ -48,6 +50,9 @@ messages = cast(Table, Message.__table__)
 contacts = cast(Table, Contact.__table__)
 status_events = cast(Table, StatusEvent.__table__)
 reject_counts = cast(Table, RejectCount.__table__)
+_outbox = cast(Table, OutboxEntry.__table__)
+# A status callback that ends an outbox row's journey (the outbox keeps its own state).
+_FINAL_STATUS = {"delivered": "delivered", "undelivered": "undelivered", "failed": "failed"}
 
 # Twilio's delivery statuses in lifecycle order: a late "sent" never replaces "delivered".
 _STATUS_RANK = {
@@ -80,6 +85,15 @@ def params_json(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
         else:
             stored[key] = value
     return cast(dict[str, Any], clean(stored))
+
+
+@dataclass(frozen=True)
+class OptOut:
+    """A contact's standing opt-out from one of our numbers (``at`` may be unknown)."""
+
+    our_number: str
+    number: str
+    at: datetime | None
 
 
 class ContactState:
@@ -212,6 +226,8 @@ class Store:
             for name in ("claim", "stored_twiml", "reply", "answered", "upsert_contact", "open_run")
         }
         self._write_lock = write_lock(engine)
+        self.insert = self._insert  # for the other modules writing this database (outbox.py)
+        self.write_lock = self._write_lock
 
     def answer_inbound(self, msg: Inbound, decide: Decider) -> tuple[str, bool]:
         """Store ``msg`` and the answer ``decide`` gives; returns (TwiML, whether it was new).
@@ -366,6 +382,12 @@ class Store:
                     .where(messages.c.id == row.id)
                     .values(status=status, error_code=error_code, updated_at=stamp)
                 )
+            if status in _FINAL_STATUS:
+                connection.execute(
+                    update(_outbox)
+                    .where(_outbox.c.sid == sid, _outbox.c.state == "sent")
+                    .values(state=_FINAL_STATUS[status], error_code=error_code, updated_at=stamp)
+                )
         return True
 
     def record_reject(self, reason: str) -> None:
@@ -403,6 +425,21 @@ class Store:
             ).scalar_one()
             if opted_out:
                 end_open_runs(connection, contact_id, "stopped", stamp)
+
+    def opt_out_of(self, our_number: str | None, number: str) -> OptOut | None:
+        """The opt-out that forbids messaging ``number`` from ``our_number`` (from any of our
+        numbers when None), the latest if several; None while they may be messaged."""
+        query = (
+            select(contacts.c.our_number, contacts.c.opted_out_at)
+            .where(contacts.c.number == number, contacts.c.opted_out.is_(True))
+            .order_by(contacts.c.opted_out_at.desc())
+            .limit(1)
+        )
+        if our_number is not None:
+            query = query.where(contacts.c.our_number == our_number)
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else OptOut(row.our_number, number, row.opted_out_at)
 
     def record_outbound(
         self,

@@ -5,11 +5,13 @@ who gets in)."""
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import datetime
 
 from flask import Blueprint
 from flask import Flask
 from flask import abort
+from flask import current_app
 from flask import flash
 from flask import redirect
 from flask import render_template
@@ -21,10 +23,13 @@ from textback.channel.rest import rest_client
 from textback.core.text import mask_number
 from textback.errors import ConfigError
 from textback.errors import TextbackError
-from textback.outbound.send import send_message
+from textback.outbound.outbox import Outbox
+from textback.outbound.send import schedule_message
 from textback.queries import contact_history
 from textback.queries import inbox
 from textback.queries.overview import overview as overview_of
+from textback.storage import outbox as states
+from textback.storage.outbox import OutboxRows
 from textback.web import auth
 from textback.web import lockout
 from textback.web import textback
@@ -96,15 +101,30 @@ def sending_problem() -> str | None:
     return None
 
 
+def outbox() -> Outbox:
+    """This app's outbox (one queue connection per app, made on first use)."""
+    found = current_app.extensions.get("textback_outbox")
+    if found is None:
+        service = textback()
+        found = current_app.extensions["textback_outbox"] = Outbox(service.settings, service.store)
+    assert isinstance(found, Outbox)
+    return found
+
+
 @bp.get(f"/admin/conversations/<int(max={MAX_ID}):contact_id>")
 def conversation(contact_id: int) -> str:
-    """A thread as bubbles, the contact's flows, and the actions."""
+    """A thread as bubbles, the contact's flows, the outbox's messages to them, and the
+    actions. While a message of theirs is on its way the page reloads itself."""
     engine = textback().store.engine
     contact = contact_history.contact(engine, contact_id)
     if contact is None:
         abort(404)
+    outgoing = OutboxRows(textback().store).of_contact(contact.our_number, contact.number)
     return render_template(
         "admin/conversation.html",
+        outgoing=outgoing,
+        refresh=any(row.state in (states.QUEUED, states.SENDING) for row in outgoing),
+        send_key=secrets.token_urlsafe(16),
         contact=contact,
         thread=contact_history.thread(
             engine, contact_id, before=cursor("before"), limit=contact_history.THREAD_SIZE
@@ -155,22 +175,27 @@ def send(contact_id: int) -> ResponseReturnValue:
     body = request.form.get("body", "").strip()
     if not body or len(body) > MAX_BODY_CHARS:
         flash(f"Type a message of 1 to {MAX_BODY_CHARS} characters.", "error")
-    elif contact.opted_out:
-        flash("This contact has opted out: opt them back in before sending.", "error")
-    else:
+    elif (problem := sending_problem()) is not None:
+        flash(f"Not sent: {problem}", "error")
+    else:  # an opted-out contact is refused by schedule_message itself, like every other path
         service = textback()
+        # The form's one-time key: a double click or a resubmitted form queues nothing twice.
+        key = request.form.get("send_key", "")[:64]
         try:
-            sid, status = send_message(
+            entry_id = schedule_message(
                 service.settings,
                 service.store,
                 to=contact.number,
                 body=body,
                 from_=contact.our_number,
+                source="admin",
+                key=f"admin:{key}" if key else None,
+                outbox=outbox(),
             )
         except TextbackError as exc:
             flash(f"Not sent: {exc}", "error")
         else:
-            flash(f"Sent ({sid}, {status}).")
+            flash(f"Queued as outbox {entry_id}: the worker sends it; its state shows below.")
     return _back(contact_id)
 
 

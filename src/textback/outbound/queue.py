@@ -1,0 +1,62 @@
+"""The task queue the outbox's workers read: huey, on the storage TEXTBACK_QUEUE_URL names.
+
+- ``sqlite:///path/queue.db`` (the default, ``instance/queue.db``): nothing to install; one
+  server's web process, CLI and ``textback worker`` share the file.
+- ``redis://host:6379/0``: several servers share one queue.
+- ``postgresql://…``: huey's own PostgreSQL storage (psycopg 3, tables ``textback_queue_*``).
+
+A ``?name=…`` in the URL names the queue (default ``textback``): two installations sharing one
+Redis keep apart by name. The queue only says *when to look*: what to send, and whether it was
+sent, is in textback's database, so a lost task is found again by the outbox's sweep.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qsl
+from urllib.parse import urlencode
+from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
+
+from huey import Huey
+from huey import PostgresHuey
+from huey import RedisHuey
+from huey import SqliteHuey
+from huey.consumer import Consumer
+
+from textback.errors import ConfigError
+
+DEFAULT_NAME = "textback"
+
+
+def make_queue(url: str) -> Huey:
+    """A huey instance on the storage ``url`` names; ConfigError for anything else."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    name = dict(query).get("name") or DEFAULT_NAME
+    rest = urlencode([(key, value) for key, value in query if key != "name"])
+    plain = urlunsplit(parts._replace(query=rest))
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme == "sqlite":
+        path = parts.path[1:]  # as SQLAlchemy reads it: sqlite:///relative, sqlite:////absolute
+        if not path:
+            raise ConfigError(f"TEXTBACK_QUEUE_URL={url!r}: give a file, like sqlite:///queue.db")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return SqliteHuey(name=name, filename=path, results=False)
+    if scheme in ("redis", "rediss", "unix"):
+        return RedisHuey(name=name, url=plain, results=False)
+    if scheme in ("postgresql", "postgres"):
+        dsn = urlunsplit(parts._replace(scheme="postgresql", query=rest))
+        return PostgresHuey(name=name, dsn=dsn, table_prefix="textback_queue", results=False)
+    raise ConfigError(
+        f"TEXTBACK_QUEUE_URL={url!r}: use sqlite:///path/queue.db, redis://host:6379/0 "
+        "or postgresql://user@host/db"
+    )
+
+
+class EmbeddedConsumer(Consumer):  # type: ignore[misc]
+    """huey's consumer run beside another server in one process (``textback run``): its
+    threads only, so the host keeps its own Ctrl-C and signal handling."""
+
+    def _set_signal_handlers(self) -> None:
+        """The host process handles signals."""
