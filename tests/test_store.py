@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from textback.channel.forms import inbound_form
 from textback.channel.forms import signed_request
+from textback.queries import contact_history
 from textback.storage.models import Contact
 from textback.storage.models import Message
 from textback.storage.models import StatusEvent
@@ -93,12 +94,16 @@ def test_contact_is_kept_with_first_and_last_seen(phone: Phone) -> None:
     phone.send("one", from_="+15550000001")
     phone.send("two", from_="+15550000001")
     phone.send("three", from_="+15550000002")
-    with phone.app.extensions["textback"].store.engine.connect() as connection:
-        contacts = connection.execute(
-            select(Contact.number, Contact.first_seen, Contact.last_seen).order_by(Contact.id)
-        ).all()
-    assert [c.number for c in contacts] == ["+15550000001", "+15550000002"]
-    assert contacts[0].last_seen > contacts[0].first_seen
+    engine = phone.app.extensions["textback"].store.engine
+    with engine.connect() as connection:
+        ids = connection.execute(select(Contact.id, Contact.number).order_by(Contact.id)).all()
+        times = connection.execute(select(Message.created_at).order_by(Message.id)).scalars()
+        one_first, _, one_last, _, _, _ = times.all()
+    assert [c.number for c in ids] == ["+15550000001", "+15550000002"]
+    seen = contact_history.contact(engine, ids[0].id)
+    assert seen is not None
+    assert (seen.first_seen, seen.last_seen) == (one_first, one_last)
+    assert one_last > one_first
 
 
 def test_retried_webhook_gets_the_same_bytes_and_changes_nothing(phone: Phone) -> None:

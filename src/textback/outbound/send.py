@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -16,19 +17,27 @@ from textback.channel.rest import rest_client
 from textback.config import Settings
 from textback.core.text import mask_number
 from textback.errors import ConfigError
+from textback.storage.models import INBOUND
 from textback.storage.store import Store
-from textback.storage.store import contacts
+from textback.storage.tables import contacts
+from textback.storage.tables import messages
 
 log = logging.getLogger(__name__)
 
 
 def last_number_used(store: Store, to: str) -> str | None:
     """Our number that ``to`` texted most recently, to reply from the same one."""
+    latest = (
+        select(func.max(messages.c.id))
+        .where(messages.c.contact_id == contacts.c.id, messages.c.direction == INBOUND)
+        .correlate(contacts)
+        .scalar_subquery()
+    )
     with store.engine.connect() as connection:
         found = connection.execute(
             select(contacts.c.our_number)
             .where(contacts.c.number == to)
-            .order_by(contacts.c.last_seen.desc())
+            .order_by(latest.desc().nulls_last(), contacts.c.id.desc())
             .limit(1)
         ).scalar()
     return str(found) if found else None
