@@ -117,13 +117,16 @@ class Message(Base):
 
 
 class StatusEvent(Base):
-    """A delivery status callback, kept once per (MessageSid, status), known message or not."""
+    """A delivery status callback, kept once per (MessageSid, status), known message or not.
+
+    The unique (message_sid, status) index also finds a message's events by its SID.
+    """
 
     __tablename__ = "status_events"
     __table_args__ = (UniqueConstraint("message_sid", "status", name="uq_status_events"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    message_sid: Mapped[str] = mapped_column(String(64), index=True)
+    message_sid: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32))
     error_code: Mapped[str | None] = mapped_column(String(16))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)

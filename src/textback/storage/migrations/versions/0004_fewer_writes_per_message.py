@@ -8,7 +8,9 @@ Per message, the inbound row and its reply used to add eight index entries and r
 contact row. Now: only rows with a SID are in the unique sid index (a reply gets its SID from
 its first status callback), the reply is found from its inbound message through the contact
 index instead of an index on ``reply_to_id``, and a message no longer rewrites the contact's
-``last_seen`` (the time of their latest message says the same). Every row is kept.
+``last_seen`` (the time of their latest message says the same). A status callback no longer
+adds an entry to an index on ``status_events.message_sid`` that the unique (message_sid,
+status) index already serves. Every row is kept.
 """
 
 from __future__ import annotations
@@ -52,9 +54,11 @@ def upgrade() -> None:
             "uq_messages_sid", "messages", ["sid"], unique=True, postgresql_where=HAS_SID
         )
     op.drop_column("contacts", "last_seen")
+    op.drop_index("ix_status_events_message_sid", table_name="status_events")
 
 
 def downgrade() -> None:
+    op.create_index("ix_status_events_message_sid", "status_events", ["message_sid"])
     with op.batch_alter_table("contacts") as batch:
         batch.add_column(sa.Column("last_seen", sa.DateTime(timezone=True), nullable=True))
     op.execute(
