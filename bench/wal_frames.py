@@ -11,8 +11,9 @@ SQLite: every commit appends each page it changed to the -wal file as one frame;
 checkpoints are switched off while measuring, so ``PRAGMA wal_checkpoint`` counts the frames
 of the run. PostgreSQL: the WAL bytes (``pg_current_wal_lsn``) and, where the server has
 ``pg_stat_wal``, records and full-page images. Those counters are the whole server's: run it on
-a PostgreSQL of your own for clean numbers. CPU is this process's time per webhook in the best of three rounds (the app and
-the database driver; the SQLite library runs in it too, a PostgreSQL server does not).
+a PostgreSQL of your own for clean numbers. CPU is this process's time per webhook, the best
+of three rounds (the app and the database driver; the SQLite library runs in it too, a
+PostgreSQL server does not).
 
 A measurement, not a test.
 """
