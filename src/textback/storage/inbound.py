@@ -38,6 +38,7 @@ from textback.core.responder import Decision
 from textback.storage.models import INBOUND
 from textback.storage.models import OUTBOUND
 from textback.storage.models import clean
+from textback.storage.prepared import Prepared
 from textback.storage.runs import OPEN_RUN
 from textback.storage.runs import conversation_of
 from textback.storage.runs import save_conversation
@@ -96,10 +97,9 @@ def _param(table: Table, column: str, name: str | None = None) -> BindParameter[
 class InboundStatements:
     """The statements of recording a message, built once per store.
 
-    Building a statement costs more than SQLite takes to run it. Built once, with bound
-    parameters, each is compiled once into SQLAlchemy's compiled cache (its cache key is kept
-    on the statement object), and per message SQLAlchemy only executes it: its type
-    conversions, error translation and disconnect handling all apply.
+    Building a SQLAlchemy statement and its cache key costs more than SQLite takes to run it;
+    built once with bound parameters, those that run for every message are compiled once
+    (prepared.py) and then only executed.
     """
 
     def __init__(self, insert: Insert) -> None:
@@ -188,6 +188,10 @@ class InboundRecorder:
     ) -> None:
         self.engine = engine
         self.sql = InboundStatements(insert)
+        self._prepared = {
+            name: Prepared(getattr(self.sql, name), engine.dialect)
+            for name in ("contact", "claim", "stored", "open_run", "reply", "answered")
+        }
         self._write_lock = write_lock
 
     def record(self, msg: Inbound, decide: Decider, stamp: datetime) -> tuple[str, bool]:
@@ -195,7 +199,7 @@ class InboundRecorder:
 
         A MessageSid seen before is not decided again: its stored TwiML is returned as it was.
         """
-        sql = self.sql
+        sql, run = self.sql, self._prepared
         our_number, number = clean(msg.to), clean(msg.from_)
         who = {"our_number": our_number, "number": number, "stamp": stamp}
         inbound = {
@@ -213,29 +217,29 @@ class InboundRecorder:
         # The write lock (SQLite's one writer) is held for the transaction only: the pool
         # checkout and return, and building the parameters, happen outside it.
         with self.engine.connect() as connection, self._write_lock, connection.begin() as tx:
-            contact = connection.execute(sql.contact, who).first()
+            contact = run["contact"].first_row(connection, who)
             if contact is None:
                 # A new sender; but a duplicate must change nothing, not even add a contact.
-                stored = connection.execute(sql.stored, {"sid": msg.sid}).first()
+                stored = run["stored"].first_row(connection, {"sid": msg.sid})
                 if stored is not None:
                     return stored[0] or "", False
                 contact = connection.execute(sql.new_contact, who).first()
                 if contact is None:  # another server added them a moment ago
                     contact = connection.execute(sql.contact, who).one()
             contact_id, opted_out = contact
-            claimed = connection.execute(sql.claim, {**inbound, "contact_id": contact_id}).scalar()
+            claimed = run["claim"].scalar(connection, {**inbound, "contact_id": contact_id})
             if claimed is None:
-                stored = connection.execute(sql.stored, {"sid": msg.sid}).first()
+                stored = run["stored"].first_row(connection, {"sid": msg.sid})
                 tx.rollback()  # a contact added just now (by a race) goes too
                 return (stored[0] if stored is not None else None) or "", False
-            run = connection.execute(sql.open_run, {"contact_id": contact_id}).first()
-            conversation, run_id = conversation_of(connection, run, stamp)
+            open_run = run["open_run"].first_row(connection, {"contact_id": contact_id})
+            conversation, run_id = conversation_of(connection, open_run, stamp)
             state = ContactState(contact_id, bool(opted_out), conversation, run_id)
             decided = decide(connection, state)
             decision, reply = decided.decision, decided.decision.reply
             if not reply.is_empty:
-                connection.execute(
-                    sql.reply,
+                run["reply"].first_row(
+                    connection,
                     {
                         "account_sid": inbound["account_sid"],
                         "from_number": our_number,
@@ -248,8 +252,8 @@ class InboundRecorder:
                         "stamp": stamp,
                     },
                 )
-            connection.execute(
-                sql.answered,
+            run["answered"].first_row(
+                connection,
                 {
                     "message_id": claimed,
                     "source": decision.source,
