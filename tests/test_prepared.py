@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from textback.storage.engine import ensure_schema
 from textback.storage.engine import make_engine
-from textback.storage.prepared import Prepared
 from textback.storage.inbound import InboundStatements
+from textback.storage.prepared import Prepared
 from textback.storage.tables import insert_for
 from textback.storage.tables import messages
 
