@@ -88,6 +88,7 @@ class Decided:
 
 
 Decider = Callable[[Connection, ContactState], Decided]
+CONTACT_ID = frozenset({"contact_id"})
 
 
 def _param(table: Table, column: str, name: str | None = None) -> BindParameter[Any]:
@@ -215,7 +216,9 @@ class InboundRecorder:
             "stamp": stamp,
         }
         # The write lock (SQLite's one writer) is held for the transaction only: the pool
-        # checkout and return, and building the parameters, happen outside it.
+        # checkout and return, and converting the message for the driver (the form as JSON,
+        # the times), happen outside it. Only the contact id is put in later.
+        claim = run["claim"].values(inbound, later=CONTACT_ID)
         with self.engine.connect() as connection, self._write_lock, connection.begin() as tx:
             contact = run["contact"].first_row(connection, who)
             if contact is None:
@@ -227,7 +230,7 @@ class InboundRecorder:
                 if contact is None:  # another server added them a moment ago
                     contact = connection.execute(sql.contact, who).one()
             contact_id, opted_out = contact
-            claimed = run["claim"].scalar(connection, {**inbound, "contact_id": contact_id})
+            claimed = run["claim"].scalar(connection, {"contact_id": contact_id}, converted=claim)
             if claimed is None:
                 stored = run["stored"].first_row(connection, {"sid": msg.sid})
                 tx.rollback()  # a contact added just now (by a race) goes too

@@ -59,24 +59,56 @@ class Prepared:
                 fixed = convert(value) if convert is not None and value is not None else value
                 self._binds.append((name, bind.key, None, fixed))
 
-    def parameters(self, params: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
-        """``params`` (by bind key) as the driver takes them, in the statement's order."""
+    def values(
+        self, params: Mapping[str, Any], *, later: frozenset[str] = frozenset()
+    ) -> list[Any]:
+        """``params`` (by bind key) converted for the driver, in the statement's order; the keys
+        in ``later`` are left out, to be given to ``parameters``."""
         values = []
         for _name, key, convert, constant in self._binds:
             if constant is not self._constant:
                 values.append(constant)
-                continue
-            value = params[key]
-            values.append(convert(value) if convert is not None and value is not None else value)
+            elif key in later:
+                values.append(None)
+            else:
+                value = params[key]
+                values.append(
+                    convert(value) if convert is not None and value is not None else value
+                )
+        return values
+
+    def parameters(
+        self, values: list[Any], late: Mapping[str, Any] | None = None
+    ) -> tuple[Any, ...] | dict[str, Any]:
+        """What the driver is given: ``values`` (from ``values()``) with ``late`` put in."""
+        if late:
+            values = list(values)
+            for index, (_name, key, convert, _constant) in enumerate(self._binds):
+                if key in late:
+                    value = late[key]
+                    values[index] = (
+                        convert(value) if convert is not None and value is not None else value
+                    )
         if self.positional:
             return tuple(values)
         return {name: value for (name, *_), value in zip(self._binds, values, strict=True)}
 
     def first_row(
-        self, connection: Connection, params: Mapping[str, Any]
+        self,
+        connection: Connection,
+        params: Mapping[str, Any],
+        *,
+        converted: list[Any] | None = None,
     ) -> tuple[Any, ...] | None:
-        """Run in ``connection``'s transaction; its first row (converted), if any."""
-        parameters = self.parameters(params)
+        """Run in ``connection``'s transaction; its first row (converted), if any.
+
+        ``converted`` are values from ``values()`` made earlier (outside a lock, say); then
+        ``params`` holds only the keys that were left for later.
+        """
+        if converted is None:
+            parameters = self.parameters(self.values(params))
+        else:
+            parameters = self.parameters(converted, params)
         dbapi_connection = connection.connection
         cursor = dbapi_connection.cursor()
         try:
@@ -88,9 +120,15 @@ class Prepared:
             cursor.close()
         return self.row(row)
 
-    def scalar(self, connection: Connection, params: Mapping[str, Any]) -> Any:
+    def scalar(
+        self,
+        connection: Connection,
+        params: Mapping[str, Any],
+        *,
+        converted: list[Any] | None = None,
+    ) -> Any:
         """Run in ``connection``'s transaction; the first column of the first row, if any."""
-        row = self.first_row(connection, params)
+        row = self.first_row(connection, params, converted=converted)
         return None if row is None else row[0]
 
     def row(self, raw: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
