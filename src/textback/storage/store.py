@@ -7,7 +7,8 @@ Each job lives in its own module; Store gives them the engine, the write lock an
 - contact_actions.py: opting a contact out or in, ending their conversation;
 - refusals.py: refused webhooks counted per hour;
 - message_log.py: the log of messages in and out;
-- tables.py: the tables as Core objects (models.py is the schema itself).
+- tables.py: the tables as Core objects (models.py is the schema itself); they, and ``now``,
+  can still be imported from here.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ from textback.storage.engine import write_lock
 from textback.storage.inbound import Decider
 from textback.storage.inbound import InboundRecorder
 from textback.storage.models import now
+from textback.storage.tables import contacts
 from textback.storage.tables import insert_for
+from textback.storage.tables import messages
+from textback.storage.tables import reject_counts
+from textback.storage.tables import status_events
+
+__all__ = ["Store", "contacts", "messages", "now", "reject_counts", "status_events"]
 
 
 class Store:
