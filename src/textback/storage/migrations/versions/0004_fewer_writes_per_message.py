@@ -1,7 +1,7 @@
 """fewer writes per message: a partial sid index, no reply_to_id index, no contacts.last_seen
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01 08:40:00
 
 Per message, the inbound row and its reply used to add eight index entries and rewrite the
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
