@@ -38,8 +38,8 @@ from textback import create_app
 from textback.storage.engine import make_engine
 from textback.storage.engine import upgrade
 from textback.storage.runs import flow_runs
-from textback.storage.store import contacts
-from textback.storage.store import messages
+from textback.storage.tables import contacts
+from textback.storage.tables import messages
 
 PASSWORD = "bench-password"
 OUR_NUMBERS = ("+15559990000", "+15559990001")
@@ -74,7 +74,6 @@ def seed(engine: Engine, *, total: int, people: int, rng: random.Random) -> None
                     "our_number": OUR_NUMBERS[index % 2],
                     "number": f"+1555{index:07d}",
                     "first_seen": start,
-                    "last_seen": start,
                     "opted_out": index % 40 == 0,
                     "opted_out_at": start if index % 40 == 0 else None,
                 }

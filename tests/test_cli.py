@@ -20,10 +20,10 @@ from sqlalchemy import text
 from textback.channel.forms import inbound_form
 from textback.channel.signature import sign
 from textback.cli import main
+from textback.storage.engine import head_revision
 from textback.storage.engine import make_engine
 
 TEXTBACK = [sys.executable, "-m", "textback.cli"]
-HEAD = "0005"
 
 
 @pytest.fixture
@@ -207,8 +207,9 @@ def test_check_in_production_without_token_fails(env: dict[str, str]) -> None:
 def test_db_upgrade_and_schema_behind(env: dict[str, str]) -> None:
     assert invoke(env, "db", "upgrade")[0] == 0
     code, output = invoke(env, "db", "current")
-    assert code == 0 and f"current: {HEAD}" in output
     engine = make_engine(env["DATABASE_URL"])
+    head = head_revision(engine)
+    assert code == 0 and f"current: {head}" in output
     with engine.begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = '0000'"))
     try:
@@ -219,7 +220,7 @@ def test_db_upgrade_and_schema_behind(env: dict[str, str]) -> None:
         assert code == 1
     finally:
         with engine.begin() as connection:
-            connection.execute(text(f"UPDATE alembic_version SET version_num = '{HEAD}'"))
+            connection.execute(text(f"UPDATE alembic_version SET version_num = '{head}'"))
         engine.dispose()
 
 

@@ -18,9 +18,9 @@ from textback import Reply
 from textback.queries import contact_history
 from textback.queries import inbox
 from textback.queries.overview import overview
+from textback.storage.models import now
 from textback.storage.runs import flow_runs
-from textback.storage.store import messages
-from textback.storage.store import now
+from textback.storage.tables import messages
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
 

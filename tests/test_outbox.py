@@ -33,8 +33,8 @@ from textback.storage.engine import ensure_schema
 from textback.storage.engine import make_engine
 from textback.storage.outbox import outbox as outbox_table
 from textback.storage.store import Store
-from textback.storage.store import contacts
-from textback.storage.store import messages
+from textback.storage.tables import contacts
+from textback.storage.tables import messages
 
 from .prism import ACCOUNT
 from .prism import prism  # noqa: F401

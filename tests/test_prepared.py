@@ -9,10 +9,10 @@ from sqlalchemy import select
 
 from textback.storage.engine import ensure_schema
 from textback.storage.engine import make_engine
+from textback.storage.inbound import InboundStatements
 from textback.storage.prepared import Prepared
-from textback.storage.store import AnswerStatements
-from textback.storage.store import Store
-from textback.storage.store import messages
+from textback.storage.tables import insert_for
+from textback.storage.tables import messages
 
 ROW = {
     "sid": "SM1",
@@ -23,18 +23,19 @@ ROW = {
     "media": [{"url": "https://x.test/a.jpg", "content_type": "image/jpeg"}],
     "params": {"Body": "héllo", "Repeated": ["a", "b"]},
     "stamp": datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+    "contact_id": None,
 }
 
 
 def test_prepared_and_sqlalchemy_store_the_same(database_url: str) -> None:
     engine = make_engine(database_url)
     ensure_schema(engine)
-    statements = AnswerStatements(Store(engine)._insert)
+    statements = InboundStatements(insert_for(engine))
     prepared = Prepared(statements.claim, engine.dialect)
     with engine.begin() as connection:
-        first = prepared.execute(connection, ROW)
+        first = prepared.scalar(connection, ROW)
         second = connection.execute(statements.claim, {**ROW, "sid": "SM2"}).scalar()
-        again = prepared.execute(connection, ROW)  # ON CONFLICT DO NOTHING: no row back
+        again = prepared.scalar(connection, ROW)  # ON CONFLICT DO NOTHING: no row back
     assert isinstance(first, int)
     assert second == first + 1
     assert again is None

@@ -23,7 +23,7 @@ from textback.core.replay import Exchange
 from textback.core.replay import replay
 from textback.rulesfile.rules import parse_rules
 from textback.storage.engine import make_engine
-from textback.storage.store import messages
+from textback.storage.tables import messages
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
 

@@ -15,6 +15,8 @@ from sqlalchemy import select
 
 from textback.channel.forms import inbound_form
 from textback.channel.forms import signed_request
+from textback.outbound.send import last_number_used
+from textback.queries import contact_history
 from textback.storage.models import Contact
 from textback.storage.models import Message
 from textback.storage.models import StatusEvent
@@ -93,12 +95,16 @@ def test_contact_is_kept_with_first_and_last_seen(phone: Phone) -> None:
     phone.send("one", from_="+15550000001")
     phone.send("two", from_="+15550000001")
     phone.send("three", from_="+15550000002")
-    with phone.app.extensions["textback"].store.engine.connect() as connection:
-        contacts = connection.execute(
-            select(Contact.number, Contact.first_seen, Contact.last_seen).order_by(Contact.id)
-        ).all()
-    assert [c.number for c in contacts] == ["+15550000001", "+15550000002"]
-    assert contacts[0].last_seen > contacts[0].first_seen
+    engine = phone.app.extensions["textback"].store.engine
+    with engine.connect() as connection:
+        ids = connection.execute(select(Contact.id, Contact.number).order_by(Contact.id)).all()
+        times = connection.execute(select(Message.created_at).order_by(Message.id)).scalars()
+        one_first, _, one_last, _, _, _ = times.all()
+    assert [c.number for c in ids] == ["+15550000001", "+15550000002"]
+    seen = contact_history.contact(engine, ids[0].id)
+    assert seen is not None
+    assert (seen.first_seen, seen.last_seen) == (one_first, one_last)
+    assert one_last > one_first
 
 
 def test_retried_webhook_gets_the_same_bytes_and_changes_nothing(phone: Phone) -> None:
@@ -259,3 +265,41 @@ def test_stored_times_come_back_as_utc(phone: Phone) -> None:
         ]
     for stamp in stamps:
         assert stamp.utcoffset() is not None and stamp.tzinfo == UTC
+
+
+def test_a_reply_is_linked_by_its_inbound_sid_after_later_messages(
+    make_app: Callable[..., Flask],
+) -> None:
+    phone = Phone(
+        make_app(TEXTBACK_PUBLIC_URL="https://x.test"), TEST_TOKEN, public_url="https://x.test"
+    )
+    first = phone.send("Hello")
+    phone.send("Hello")  # the contact's later message and reply come first in no index
+    phone.send("Hello", from_="+15550002222")  # another contact's
+    assert phone.status("SM" + "d" * 32, "delivered", reply_to=first.sid) == 204
+    stored = rows(phone.app, Message.id, Message.sid, Message.status, Message.reply_to_id)
+    first_id = next(row.id for row in stored if row.sid == first.sid)
+    reply = next(row for row in stored if row.reply_to_id == first_id)
+    assert (reply.sid, reply.status) == ("SM" + "d" * 32, "delivered")
+    others = [row for row in stored if row.reply_to_id not in (None, first_id)]
+    assert [(row.sid, row.status) for row in others] == [(None, "queued")] * 2
+
+
+def test_a_duplicate_changes_nothing_not_even_the_contacts(phone: Phone) -> None:
+    sid = "SM" + "6" * 32
+    phone.app.extensions["textback"].store.record_outbound(
+        sid=sid, from_=phone.to, to="+15550001111", body="hi", media=(), status="sent", source="api"
+    )
+    phone.send("hi", sid=sid, from_="+15550003333")  # a number never seen before
+    with phone.app.extensions["textback"].store.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(Contact)).scalar() == 0
+
+
+def test_a_send_comes_from_the_number_the_contact_texted_last(phone: Phone) -> None:
+    store = phone.app.extensions["textback"].store
+    phone.send("one", from_="+15550001111", to="+15559990001")
+    phone.send("two", from_="+15550001111", to="+15559990002")
+    assert last_number_used(store, "+15550001111") == "+15559990002"
+    phone.send("three", from_="+15550001111", to="+15559990001")
+    assert last_number_used(store, "+15550001111") == "+15559990001"
+    assert last_number_used(store, "+15550009999") is None

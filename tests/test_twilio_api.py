@@ -27,7 +27,7 @@ from textback.outbound.send import send_message
 from textback.storage.engine import ensure_schema
 from textback.storage.engine import make_engine
 from textback.storage.store import Store
-from textback.storage.store import contacts
+from textback.storage.tables import contacts
 
 from .prism import ACCOUNT
 from .prism import cli_env

@@ -23,8 +23,8 @@ from textback.core.optout import Carrier
 from textback.core.responder import decide
 from textback.core.ruleset import RuleSet
 from textback.core.text import mask_number
-from textback.storage.store import Answer
-from textback.storage.store import ContactState
+from textback.storage.inbound import ContactState
+from textback.storage.inbound import Decided
 from textback.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class Textback:
         callback = self.status_callback_url(public_base, msg.sid)
         sources: list[str] = []  # the decision's source, for the replies metric
 
-        def decide_and_render(_connection: Connection, state: ContactState) -> Answer:
+        def decide_and_render(_connection: Connection, state: ContactState) -> Decided:
             decision = decide(
                 msg,
                 opted_out=state.opted_out,
@@ -81,10 +81,10 @@ class Textback:
             )
             reply = decision.reply
             sources.append(decision.source)
-            return Answer(decision, render(reply, callback if not reply.is_empty else None))
+            return Decided(decision, render(reply, callback if not reply.is_empty else None))
 
         started = time.perf_counter()
-        twiml, new = self.store.answer_inbound(msg, decide_and_render)
+        twiml, new = self.store.record_inbound(msg, decide_and_render)
         metrics.ANSWER_SECONDS.observe(time.perf_counter() - started)
         metrics.WEBHOOKS.labels("answered" if new else "duplicate").inc()
         if new and sources:

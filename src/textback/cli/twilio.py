@@ -33,8 +33,8 @@ def send(to: str, body: str, from_: str | None, media: tuple[str, ...], at: str 
     from textback.outbound.send import parse_send_time
     from textback.outbound.send import schedule_message
     from textback.outbound.send import send_message
+    from textback.storage.models import now
     from textback.storage.store import Store
-    from textback.storage.store import now
 
     settings = Settings.load()
     with configured_engine(create_schema=True) as engine:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import func
 from sqlalchemy import select
 
 from textback.channel.rest import TwilioApiError
@@ -22,9 +23,11 @@ from textback.errors import TextbackError
 from textback.outbound.outbox import Outbox
 from textback.outbound.outbox import is_messaging_service
 from textback.storage import outbox as states
+from textback.storage.models import INBOUND
 from textback.storage.store import OptOut
 from textback.storage.store import Store
-from textback.storage.store import contacts
+from textback.storage.tables import contacts
+from textback.storage.tables import messages
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +59,17 @@ def refuse_opted_out(store: Store, sender: str | None, to: str) -> None:
 
 def last_number_used(store: Store, to: str) -> str | None:
     """Our number that ``to`` texted most recently, to reply from the same one."""
+    latest = (
+        select(func.max(messages.c.id))
+        .where(messages.c.contact_id == contacts.c.id, messages.c.direction == INBOUND)
+        .correlate(contacts)
+        .scalar_subquery()
+    )
     with store.engine.connect() as connection:
         found = connection.execute(
             select(contacts.c.our_number)
             .where(contacts.c.number == to)
-            .order_by(contacts.c.last_seen.desc())
+            .order_by(latest.desc().nulls_last(), contacts.c.id.desc())
             .limit(1)
         ).scalar()
     return str(found) if found else None

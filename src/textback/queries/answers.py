@@ -21,9 +21,9 @@ from sqlalchemy import or_
 from sqlalchemy import select
 
 from textback.core.text import terminal_safe
+from textback.storage.models import now
 from textback.storage.runs import flow_runs
-from textback.storage.store import contacts
-from textback.storage.store import now
+from textback.storage.tables import contacts
 
 FIXED_COLUMNS = ("run_id", "our_number", "contact", "status", "started_at", "ended_at")
 # Spreadsheets run a cell starting with these as a formula (OWASP "CSV injection").

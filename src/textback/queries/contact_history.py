@@ -12,11 +12,12 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy import select
 
+from textback.storage.models import INBOUND
+from textback.storage.models import now
 from textback.storage.runs import flow_answers
 from textback.storage.runs import flow_runs
-from textback.storage.store import contacts
-from textback.storage.store import messages
-from textback.storage.store import now
+from textback.storage.tables import contacts
+from textback.storage.tables import messages
 
 THREAD_SIZE = 100
 RUNS_SHOWN = 10
@@ -36,9 +37,20 @@ class ContactInfo:
 
 
 def contact(engine: Engine, contact_id: int) -> ContactInfo | None:
-    """The contact with this id, or None."""
+    """The contact with this id, or None; last seen is when their latest message came."""
+    last_seen = (
+        select(messages.c.created_at)
+        .where(messages.c.contact_id == contacts.c.id, messages.c.direction == INBOUND)
+        .order_by(messages.c.contact_id.desc(), messages.c.id.desc())
+        .limit(1)
+        .correlate(contacts)
+        .scalar_subquery()
+        .label("last_seen")
+    )
     with engine.connect() as connection:
-        row = connection.execute(select(contacts).where(contacts.c.id == contact_id)).first()
+        row = connection.execute(
+            select(contacts, last_seen).where(contacts.c.id == contact_id)
+        ).first()
     if row is None:
         return None
     return ContactInfo(

@@ -13,7 +13,7 @@ from textback.core.message import Inbound
 from textback.core.replay import Exchange
 from textback.errors import MalformedWebhook
 from textback.storage.models import INBOUND
-from textback.storage.store import messages
+from textback.storage.tables import messages
 
 BATCH = 1000
 

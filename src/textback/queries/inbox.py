@@ -17,11 +17,11 @@ from sqlalchemy import and_
 from sqlalchemy import func
 from sqlalchemy import select
 
+from textback.storage.models import now
 from textback.storage.runs import flow_runs
 from textback.storage.runs import is_open
-from textback.storage.store import contacts
-from textback.storage.store import messages
-from textback.storage.store import now
+from textback.storage.tables import contacts
+from textback.storage.tables import messages
 
 PAGE_SIZE = 50
 NUMBER_QUERY = re.compile(r"[\d\s()+.-]+")

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from textback.storage.models import OUTBOUND
-from textback.storage.store import messages
+from textback.storage.tables import messages
 
 Gauge = tuple[str, str, str, dict[str, float]]
 

@@ -19,10 +19,10 @@ from sqlalchemy import select
 
 from textback.storage.models import INBOUND
 from textback.storage.models import OUTBOUND
-from textback.storage.store import contacts
-from textback.storage.store import messages
-from textback.storage.store import now
-from textback.storage.store import reject_counts
+from textback.storage.models import now
+from textback.storage.tables import contacts
+from textback.storage.tables import messages
+from textback.storage.tables import reject_counts
 
 FAILED_STATUSES = ("failed", "undelivered")
 TOP_SOURCES = 10

@@ -17,6 +17,7 @@ from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy import UniqueConstraint
+from sqlalchemy import text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
@@ -25,6 +26,11 @@ from sqlalchemy.types import TypeDecorator
 
 INBOUND = "inbound"
 OUTBOUND = "outbound"
+
+
+def now() -> datetime:
+    """The time now, in UTC: the stamp of everything stored."""
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -52,7 +58,11 @@ class Base(DeclarativeBase):
 
 
 class Contact(Base):
-    """One person texting one of our numbers; opt-outs are kept here."""
+    """One person texting one of our numbers; opt-outs are kept here.
+
+    A message does not write this row (only a new contact or an opt-out change does): when a
+    contact was last seen is the time of their latest message.
+    """
 
     __tablename__ = "contacts"
     __table_args__ = (UniqueConstraint("our_number", "number", name="uq_contacts_numbers"),)
@@ -61,7 +71,6 @@ class Contact(Base):
     our_number: Mapped[str] = mapped_column(String(64))
     number: Mapped[str] = mapped_column(String(64))
     first_seen: Mapped[datetime]
-    last_seen: Mapped[datetime]
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     opted_out_at: Mapped[datetime | None]
 
@@ -69,19 +78,28 @@ class Contact(Base):
 class Message(Base):
     """Every message in and out.
 
-    An inbound row keeps what Twilio posted and the TwiML we answered (``response_twiml``), so a
-    retried webhook gets the same bytes. A reply is an outbound row of its own, linked by
-    ``reply_to_id``; its ``sid`` is empty until a status callback names it.
+    An inbound row keeps what Twilio posted and the TwiML we replied with (``response_twiml``),
+    so a retried webhook gets the same bytes. A reply is an outbound row of its own, linked by
+    ``reply_to_id``; its ``sid`` is empty until a status callback names it, and only rows with
+    a SID are in the unique sid index. The reply is found from its inbound message through the
+    contact index (see storage/delivery.py), so ``reply_to_id`` needs no index of its own.
     """
 
     __tablename__ = "messages"
     __table_args__ = (
+        Index(
+            "uq_messages_sid",
+            "sid",
+            unique=True,
+            sqlite_where=text("sid IS NOT NULL"),
+            postgresql_where=text("sid IS NOT NULL"),
+        ),
         Index("ix_messages_contact", "contact_id", "id"),
         Index("ix_messages_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    sid: Mapped[str | None] = mapped_column(String(64))
     direction: Mapped[str] = mapped_column(String(8))
     account_sid: Mapped[str] = mapped_column(String(64), default="")
     from_number: Mapped[str] = mapped_column(String(64))
@@ -94,19 +112,22 @@ class Message(Base):
     source: Mapped[str | None] = mapped_column(String(200))
     response_twiml: Mapped[str | None] = mapped_column(Text)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
-    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
 
 class StatusEvent(Base):
-    """A delivery status callback, kept once per (MessageSid, status), known message or not."""
+    """A delivery status callback, kept once per (MessageSid, status), known message or not.
+
+    The unique (message_sid, status) index also finds a message's events by its SID.
+    """
 
     __tablename__ = "status_events"
     __table_args__ = (UniqueConstraint("message_sid", "status", name="uq_status_events"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    message_sid: Mapped[str] = mapped_column(String(64), index=True)
+    message_sid: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32))
     error_code: Mapped[str | None] = mapped_column(String(16))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -135,7 +156,11 @@ class FlowRun(Base):
 
 
 class FlowAnswer(Base):
-    """One answer given in a flow run, with its time."""
+    """One answer a contact gave in a flow run (a saved value), with its time.
+
+    In storage and queries "answer" means only this; what textback sends back is a reply, and
+    the document Twilio gets is its TwiML.
+    """
 
     __tablename__ = "flow_answers"
 

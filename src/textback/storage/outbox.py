@@ -29,8 +29,8 @@ from textback.storage.models import OutboxEntry
 from textback.storage.models import SendSlot
 from textback.storage.models import clean
 from textback.storage.store import Store
-from textback.storage.store import contacts
-from textback.storage.store import messages
+from textback.storage.tables import contacts
+from textback.storage.tables import messages
 
 outbox = cast(Table, OutboxEntry.__table__)
 send_slots = cast(Table, SendSlot.__table__)
@@ -169,7 +169,9 @@ class OutboxRows:
                     updated_at=stamp,
                 )
                 # Twilio never reuses a SID; a mock API answering one fixed example does.
-                .on_conflict_do_nothing(index_elements=["sid"])
+                .on_conflict_do_nothing(
+                    index_elements=["sid"], index_where=messages.c.sid.is_not(None)
+                )
                 .returning(messages.c.id)
             ).scalar()
             connection.execute(

@@ -17,7 +17,7 @@ from textback.channel.forms import new_sid
 from textback.channel.forms import signed_request
 from textback.channel.forms import status_form
 from textback.channel.twiml import parse_twiml
-from textback.storage.store import contacts
+from textback.storage.tables import contacts
 
 
 @dataclass(frozen=True)

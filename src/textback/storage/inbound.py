@@ -1,0 +1,283 @@
+"""The inbound hot path: claim a MessageSid once, and keep the reply decided for it.
+
+One webhook is one transaction. The sender's contact row is read first and locked (PostgreSQL
+``FOR NO KEY UPDATE``; SQLite has one writer at a time anyway), so two messages of one contact
+are answered one after the other, each seeing the conversation the other left. The inbound row
+is then inserted with ``ON CONFLICT DO NOTHING`` on its unique MessageSid: a duplicate inserts
+nothing and gets the TwiML the first one stored, byte for byte. The bot decides inside that
+transaction, so the reply, the opt-out change and the conversation state are committed together
+with the claim, or not at all.
+
+Per message this writes the inbound row and the reply row (and their entries in the sid,
+contact and time indexes; a reply has no SID yet, so no sid entry). The contact row is only
+written for a new contact or an opt-out change: when a contact was last seen is the time of
+their latest message, found through the contact index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+from typing import cast
+
+from sqlalchemy import Connection
+from sqlalchemy import Engine
+from sqlalchemy import Table
+from sqlalchemy import and_
+from sqlalchemy import bindparam
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.sql.elements import BindParameter
+
+from textback.core.conversation import Conversation
+from textback.core.message import Inbound
+from textback.core.responder import Decision
+from textback.storage.models import INBOUND
+from textback.storage.models import OUTBOUND
+from textback.storage.models import clean
+from textback.storage.prepared import Prepared
+from textback.storage.runs import OPEN_RUN
+from textback.storage.runs import conversation_of
+from textback.storage.runs import save_conversation
+from textback.storage.tables import Insert
+from textback.storage.tables import contacts
+from textback.storage.tables import messages
+
+
+def params_json(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Form parameters as stored: a string per key, a list for a key that was repeated."""
+    stored: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in stored:
+            previous = stored[key]
+            stored[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            stored[key] = value
+    return cast(dict[str, Any], clean(stored))
+
+
+class ContactState:
+    """What is known about the sender when their message is answered."""
+
+    __slots__ = ("contact_id", "conversation", "opted_out", "run_id")
+
+    def __init__(
+        self,
+        contact_id: int,
+        opted_out: bool,
+        conversation: Conversation | None,
+        run_id: int | None,
+    ) -> None:
+        self.contact_id = contact_id
+        self.opted_out = opted_out
+        self.conversation = conversation
+        self.run_id = run_id
+
+
+class Decided:
+    """What the caller decided for a message (the responder's Decision) and its TwiML."""
+
+    __slots__ = ("decision", "twiml")
+
+    def __init__(self, decision: Decision, twiml: str) -> None:
+        self.decision = decision
+        self.twiml = twiml
+
+
+Decider = Callable[[Connection, ContactState], Decided]
+CONTACT_ID = frozenset({"contact_id"})
+
+
+def _param(table: Table, column: str, name: str | None = None) -> BindParameter[Any]:
+    return bindparam(name or column, type_=table.c[column].type)
+
+
+class InboundStatements:
+    """The statements of recording a message, built once per store.
+
+    Building a SQLAlchemy statement and its cache key costs more than SQLite takes to run it;
+    built once with bound parameters, those that run for every message are compiled once
+    (prepared.py) and then only executed.
+    """
+
+    def __init__(self, insert: Insert) -> None:
+        stamp = _param(messages, "created_at", "stamp")
+        our_number = _param(contacts, "our_number")
+        number = _param(contacts, "number")
+        self.contact = (
+            select(contacts.c.id, contacts.c.opted_out)
+            .where(and_(contacts.c.our_number == our_number, contacts.c.number == number))
+            .with_for_update(key_share=True)  # FOR NO KEY UPDATE: foreign keys may still point
+        )
+        self.new_contact = (
+            insert(contacts)
+            .values(
+                our_number=our_number,
+                number=number,
+                first_seen=_param(contacts, "first_seen", "stamp"),
+                opted_out=False,
+            )
+            .on_conflict_do_nothing(index_elements=["our_number", "number"])
+            .returning(contacts.c.id, contacts.c.opted_out)
+        )
+        self.claim = (
+            insert(messages)
+            .values(
+                sid=_param(messages, "sid"),
+                direction=INBOUND,
+                account_sid=_param(messages, "account_sid"),
+                from_number=_param(messages, "from_number"),
+                to_number=_param(messages, "to_number"),
+                body=_param(messages, "body"),
+                media=_param(messages, "media"),
+                params=_param(messages, "params"),
+                status="received",
+                contact_id=_param(messages, "contact_id"),
+                created_at=stamp,
+                updated_at=stamp,
+            )
+            .on_conflict_do_nothing(index_elements=["sid"], index_where=messages.c.sid.is_not(None))
+            .returning(messages.c.id)
+        )
+        self.stored = select(messages.c.response_twiml).where(
+            messages.c.sid == _param(messages, "sid")
+        )
+        self.reply = messages.insert().values(
+            sid=None,
+            direction=OUTBOUND,
+            account_sid=_param(messages, "account_sid"),
+            from_number=_param(messages, "from_number"),
+            to_number=_param(messages, "to_number"),
+            body=_param(messages, "body"),
+            media=_param(messages, "media"),
+            params={},
+            status="queued",
+            source=_param(messages, "source"),
+            contact_id=_param(messages, "contact_id"),
+            reply_to_id=_param(messages, "reply_to_id"),
+            created_at=stamp,
+            updated_at=stamp,
+        )
+        # Neither column is indexed: on PostgreSQL the new row version can stay on its page.
+        self.answered = (
+            update(messages)
+            .where(messages.c.id == _param(messages, "id", "message_id"))
+            .values(
+                source=_param(messages, "source"),
+                response_twiml=_param(messages, "response_twiml"),
+            )
+        )
+        self.opt_out = (
+            update(contacts)
+            .where(contacts.c.id == _param(contacts, "id", "contact"))
+            .values(
+                opted_out=_param(contacts, "opted_out"),
+                opted_out_at=_param(contacts, "opted_out_at"),
+            )
+        )
+        self.open_run = OPEN_RUN
+
+
+class InboundRecorder:
+    """Records inbound messages and their replies on one engine (see the module's text)."""
+
+    def __init__(
+        self, engine: Engine, insert: Insert, write_lock: AbstractContextManager[None]
+    ) -> None:
+        self.engine = engine
+        self.sql = InboundStatements(insert)
+        self._prepared = {
+            name: Prepared(getattr(self.sql, name), engine.dialect)
+            for name in ("contact", "claim", "stored", "open_run", "reply", "answered")
+        }
+        self._write_lock = write_lock
+
+    def record(self, msg: Inbound, decide: Decider, stamp: datetime) -> tuple[str, bool]:
+        """Store ``msg`` and what ``decide`` gives; returns (TwiML, whether it was new).
+
+        A MessageSid seen before is not decided again: its stored TwiML is returned as it was.
+        """
+        sql, run = self.sql, self._prepared
+        our_number, number = clean(msg.to), clean(msg.from_)
+        who = {"our_number": our_number, "number": number, "stamp": stamp}
+        inbound = {
+            "sid": msg.sid,
+            "account_sid": clean(msg.account_sid),
+            "from_number": number,
+            "to_number": our_number,
+            "body": clean(msg.body),
+            "media": [
+                {"url": clean(m.url), "content_type": clean(m.content_type)} for m in msg.media
+            ],
+            "params": params_json(msg.form),
+            "stamp": stamp,
+        }
+        # The write lock (SQLite's one writer) is held for the transaction only: the pool
+        # checkout and return, and converting the message for the driver (the form as JSON,
+        # the times), happen outside it. Only the contact id is put in later.
+        claim = run["claim"].values(inbound, later=CONTACT_ID)
+        with self.engine.connect() as connection, self._write_lock, connection.begin() as tx:
+            contact = run["contact"].first_row(connection, who)
+            if contact is None:
+                # A new sender; but a duplicate must change nothing, not even add a contact.
+                stored = run["stored"].first_row(connection, {"sid": msg.sid})
+                if stored is not None:
+                    return stored[0] or "", False
+                contact = connection.execute(sql.new_contact, who).first()
+                if contact is None:  # another server added them a moment ago
+                    contact = connection.execute(sql.contact, who).one()
+            contact_id, opted_out = contact
+            claimed = run["claim"].scalar(connection, {"contact_id": contact_id}, converted=claim)
+            if claimed is None:
+                stored = run["stored"].first_row(connection, {"sid": msg.sid})
+                tx.rollback()  # a contact added just now (by a race) goes too
+                return (stored[0] if stored is not None else None) or "", False
+            open_run = run["open_run"].first_row(connection, {"contact_id": contact_id})
+            conversation, run_id = conversation_of(connection, open_run, stamp)
+            state = ContactState(contact_id, bool(opted_out), conversation, run_id)
+            decided = decide(connection, state)
+            decision, reply = decided.decision, decided.decision.reply
+            if not reply.is_empty:
+                run["reply"].first_row(
+                    connection,
+                    {
+                        "account_sid": inbound["account_sid"],
+                        "from_number": our_number,
+                        "to_number": number,
+                        "body": clean(reply.text),
+                        "media": [{"url": clean(url)} for url in reply.media],
+                        "source": decision.source,
+                        "contact_id": contact_id,
+                        "reply_to_id": claimed,
+                        "stamp": stamp,
+                    },
+                )
+            run["answered"].first_row(
+                connection,
+                {
+                    "message_id": claimed,
+                    "source": decision.source,
+                    "response_twiml": decided.twiml,
+                },
+            )
+            if decision.opt_out is not None:
+                connection.execute(
+                    sql.opt_out,
+                    {
+                        "contact": contact_id,
+                        "opted_out": decision.opt_out,
+                        "opted_out_at": stamp if decision.opt_out else None,
+                    },
+                )
+            save_conversation(
+                connection,
+                contact_id=contact_id,
+                run_id=run_id,
+                before=conversation,
+                decision=decision,
+                stamp=stamp,
+            )
+        return decided.twiml, True
