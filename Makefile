@@ -12,23 +12,26 @@ ARGS ?=
 RUN_DEPS := $(VENV)/.installed-run
 TEST_DEPS := $(VENV)/.installed-test
 
-# uv (PyPI's `uv`, installed into the venv from its wheel) installs in seconds what pip takes
-# half a minute for; plain pip does the same job when uv cannot be had (offline, an unusual
-# platform). Either way nothing is needed beforehand but Python and make.
+# uv (PyPI's `uv`, a wheel holding one binary) installs in seconds what pip takes half a minute
+# for. The venv is made without pip (ensurepip alone takes seconds); uv comes into it through the
+# pip of $(PYTHON), or through the venv's own pip when that pip is too old for --python; uv then
+# installs pip into the venv as well, so `.venv/bin/pip` works as usual. Without uv (offline, an
+# unusual platform) plain pip does the whole job: nothing is needed beforehand but Python and make.
+ENSURE_PIP := $(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --default-pip >/dev/null
 define install
-	@if [ -x $(BIN)/uv ] || $(BIN)/python -m pip install --quiet uv; then \
-		$(BIN)/uv pip install --quiet --python $(BIN)/python $(1) \
-		|| $(BIN)/python -m pip install --quiet $(1); \
-	else \
-		echo "uv is not available: installing with pip (slower)"; \
-		$(BIN)/python -m pip install --quiet $(1); \
-	fi
+	@if [ -x $(BIN)/uv ] || $(PYTHON) -m pip --python $(BIN)/python install --quiet uv 2>/dev/null \
+		|| { $(ENSURE_PIP) && $(BIN)/python -m pip install --quiet uv; }; then \
+		$(BIN)/uv pip install --quiet --python $(BIN)/python pip $(1) && exit 0; \
+	fi; \
+	echo "uv is not available: installing with pip (slower)"; \
+	$(ENSURE_PIP); \
+	$(BIN)/python -m pip install --quiet $(1)
 endef
 
 .PHONY: run test lint setup bench clean
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --without-pip $(VENV)
 
 $(RUN_DEPS): pyproject.toml | $(BIN)/python
 	$(call install,-e .)
