@@ -35,12 +35,12 @@ def write_project(folder: Path) -> list[Path]:
     All or nothing: if any of the files is already there, nothing is written, because the
     project's tests expect its own rules file and bot.
     """
-    existing = [folder / name for name, _ in PROJECT_FILES if (folder / name).exists()]
+    existing = [name for name, _ in PROJECT_FILES if (folder / name).exists()]
     if existing:
+        where = "" if folder == Path() else f"{folder}: "
         raise ProjectExists(
-            f"{', '.join(str(path) for path in existing)} already "
-            f"{'exists' if len(existing) == 1 else 'exist'}; textback init never overwrites a "
-            "file: give it a new folder"
+            f"{where}{', '.join(existing)} already {'exists' if len(existing) == 1 else 'exist'}"
+            "; textback init never overwrites a file: give it a new folder"
         )
     templates = files("textback") / "project"
     name = folder.resolve().name
