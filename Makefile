@@ -20,7 +20,7 @@ TEST_DEPS := $(VENV)/.installed-test
 ENSURE_PIP := $(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --default-pip >/dev/null
 define install
 	@if [ -x $(BIN)/uv ] || $(PYTHON) -m pip --python $(BIN)/python install --quiet uv 2>/dev/null \
-		|| { $(ENSURE_PIP) && $(BIN)/python -m pip install --quiet uv; }; then \
+		|| { $(ENSURE_PIP) && $(BIN)/python -m pip install --quiet uv 2>/dev/null; }; then \
 		$(BIN)/uv pip install --quiet --python $(BIN)/python pip $(1) && exit 0; \
 	fi; \
 	echo "uv is not available: installing with pip (slower)"; \
