@@ -250,7 +250,7 @@ def _build(values: Mapping[str, str]) -> Settings:
         limiter_storage=_limiter_storage(values),
         phone_enabled=_flag(values, "TEXTBACK_PHONE", mode == DEVELOPMENT),
         secret_key=secret_key,
-        bot_path=values.get("TEXTBACK_BOT", "").strip() or None,
+        bot_path=_bot_path(values),
         metrics_enabled=_flag(values, "TEXTBACK_METRICS", True),
         metrics_token=values.get("TEXTBACK_METRICS_TOKEN", "").strip() or None,
         carrier_replies=_carrier_replies(values),
@@ -281,6 +281,15 @@ def _timezone(values: Mapping[str, str]) -> str:
             f"TEXTBACK_TIMEZONE={name!r}: give an IANA time zone, like Europe/Berlin or UTC"
         ) from None
     return name
+
+
+def _bot_path(values: Mapping[str, str]) -> str | None:
+    """TEXTBACK_BOT, else ``bot:bot`` when ``bot.py`` is in this folder (as ``textback init``
+    writes it), the way ``textback.toml`` is found and ``flask`` finds ``app.py``."""
+    named = values.get("TEXTBACK_BOT", "").strip()
+    if named:
+        return named
+    return "bot:bot" if Path("bot.py").is_file() else None
 
 
 def admin_password_hash(value: str) -> str | None:

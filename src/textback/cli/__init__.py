@@ -5,6 +5,7 @@ from __future__ import annotations
 from textback.cli import admin
 from textback.cli import check
 from textback.cli import database
+from textback.cli import init
 from textback.cli import log
 from textback.cli import replay
 from textback.cli import serving
@@ -17,6 +18,7 @@ __all__ = [
     "admin",
     "check",
     "database",
+    "init",
     "log",
     "main",
     "replay",

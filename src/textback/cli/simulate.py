@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 
@@ -43,7 +44,15 @@ def simulate(
     if url is None:
         from textback.app import create_app
 
-        app = create_app(overrides)
+        # create_app's start-up warnings (the development token...) speak to whoever starts a
+        # server; an in-process simulation starts none, and would print them with every reply.
+        announcements = logging.getLogger("textback.app")
+        level = announcements.level
+        announcements.setLevel(logging.ERROR)
+        try:
+            app = create_app(overrides)
+        finally:
+            announcements.setLevel(level)
         public = (settings.public_url or "http://localhost") + "/twilio"
         payload, headers = signed_request(token, public, form)
         try:
