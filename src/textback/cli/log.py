@@ -18,7 +18,10 @@ from textback.errors import TextbackError
 @click.option("--limit", default=50, show_default=True, type=int, help="How many messages.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def messages(contact: str | None, limit: int, as_json: bool) -> None:
-    """Print the message log, newest last."""
+    """Print the message log, newest last.
+
+    A failed answer shows as ``[error: handler NAME]`` after the message it failed on.
+    """
     from textback.storage.store import Store
 
     with configured_engine(create_schema=True) as engine:
@@ -42,7 +45,10 @@ def messages(contact: str | None, limit: int, as_json: bool) -> None:
             stamp = row.created_at.strftime("%Y-%m-%d %H:%M:%S")
             other = row.from_number if row.direction == "inbound" else row.to_number
             media = f" [+{len(record['media'])} media]" if record["media"] else ""
-            click.echo(terminal_safe(f"{stamp} {arrow} {other} {row.status:<10} {row.body}{media}"))
+            failed = f" [{row.source}]" if (row.source or "").startswith("error:") else ""
+            click.echo(
+                terminal_safe(f"{stamp} {arrow} {other} {row.status:<10} {row.body}{media}{failed}")
+            )
 
 
 @main.command()

@@ -24,6 +24,7 @@ from textback.core.message import Inbound
 from textback.core.message import Reply
 from textback.core.optout import Command
 from textback.core.ruleset import RuleSet
+from textback.errors import HandlerError
 
 _TWILIO_OPT_OUT_TYPES = {"STOP": Command.STOP, "START": Command.START, "HELP": Command.HELP}
 
@@ -47,6 +48,14 @@ class Decision:
     ended: str | None = None
     ended_values: dict[str, str] | None = None
     expire_after: timedelta | None = None
+
+
+def failed(error: Exception, *, conversation: Conversation | None, rules: RuleSet) -> Decision:
+    """The Decision when answering failed (a handler raised, or returned no reply): the
+    configured error reply, if any; the opt-out status and the conversation stay as they were,
+    so the contact can try again. The source names what failed (``error: handler order``)."""
+    what = error.source if isinstance(error, HandlerError) else "textback"
+    return Decision(Reply(rules.error_reply), f"error: {what}", conversation)
 
 
 def carrier_command(msg: Inbound, rules: RuleSet) -> tuple[Command | None, bool]:

@@ -14,8 +14,10 @@ from textback.channel.rest import TwilioApiError
 from textback.channel.rest import call
 from textback.channel.rest import rest_client
 from textback.config import Settings
+from textback.core.body_length import sending_problem
 from textback.core.text import mask_number
 from textback.errors import ConfigError
+from textback.errors import InvalidMessage
 from textback.storage.store import Store
 from textback.storage.store import contacts
 
@@ -48,8 +50,13 @@ def send_message(
     ``from_`` defaults to our number that ``to`` last texted. Twilio is asked for status
     callbacks at ``<public URL>/twilio/status`` when the public URL is known. Raises
     TwilioApiError (one line) when Twilio refuses; error 21610 marks the contact opted out.
+    Raises InvalidMessage, before any request, for an empty body without media or a body
+    longer than Twilio accepts.
     """
     media = list(media)
+    problem = sending_problem(body, media=len(media))
+    if problem is not None:
+        raise InvalidMessage(problem)
     sender = from_ or last_number_used(store, to)
     if not sender:
         raise ConfigError(
