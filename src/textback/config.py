@@ -56,6 +56,7 @@ class Settings:
     api_key_sid: str | None = None
     api_key_secret: str | None = None
     api_base_url: str = "https://api.twilio.com"
+    default_region: str = "US"
     admin_password_hash: str | None = None
     admin_password_key: str | None = None
     limiter_storage: str = DATABASE_LIMITER_STORAGE
@@ -126,6 +127,20 @@ def _public_url(values: Mapping[str, str]) -> str | None:
             "like https://abc.ngrok.app (textback adds the path and query)"
         )
     return url.rstrip("/")
+
+
+def _region(values: Mapping[str, str]) -> str:
+    """TEXTBACK_DEFAULT_REGION: the country a number typed without ``+`` is read in."""
+    region = values.get("TEXTBACK_DEFAULT_REGION", "").strip().upper()
+    if not region:
+        return "US"
+    import phonenumbers  # only when set: the region list is all config needs of it
+
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(
+            f"TEXTBACK_DEFAULT_REGION={region!r}: give a two-letter region code, like US or GB"
+        )
+    return region
 
 
 def dev_token(instance_path: Path) -> str:
@@ -204,6 +219,7 @@ def _build(values: Mapping[str, str]) -> Settings:
         api_key_sid=values.get("TWILIO_API_KEY") or None,
         api_key_secret=values.get("TWILIO_API_SECRET") or None,
         api_base_url=(values.get("TWILIO_API_BASE_URL") or "https://api.twilio.com").rstrip("/"),
+        default_region=_region(values),
         admin_password_hash=admin_password_hash(admin_password),
         admin_password_key=admin_password_key(admin_password, secret_key),
         limiter_storage=_limiter_storage(values),

@@ -15,15 +15,26 @@ from textback.errors import TextbackError
 
 @main.command()
 @click.option("--contact", default=None, help="Only messages from or to this number.")
-@click.option("--limit", default=50, show_default=True, type=int, help="How many messages.")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many messages.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def messages(contact: str | None, limit: int, as_json: bool) -> None:
     """Print the message log, newest last.
 
     A failed answer shows as ``[error: handler NAME]`` after the message it failed on.
     """
+    from textback.channel.e164 import e164
+    from textback.config import Settings
     from textback.storage.store import Store
 
+    if contact is not None:
+        # Stored as Twilio writes it (E.164): 5550001111 finds +15550001111.
+        contact = e164(contact, Settings.load().default_region)
     with configured_engine(create_schema=True) as engine:
         found = Store(engine).recent_messages(contact=contact, limit=limit)
     for row in found:

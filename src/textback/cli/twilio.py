@@ -16,14 +16,21 @@ from textback.cli.resources import configured_engine
 @click.option("--from", "from_", default=None, help="Our number to send from [the one TO texted].")
 @click.option("--media", multiple=True, help="A picture URL to attach (repeatable).")
 def send(to: str, body: str, from_: str | None, media: tuple[str, ...]) -> None:
-    """Send BODY to TO through Twilio's REST API and record it in the message log."""
+    """Send BODY to TO through Twilio's REST API and record it in the message log.
+
+    Numbers may be written in national format, read in TEXTBACK_DEFAULT_REGION.
+    """
+    from textback.channel.e164 import e164
     from textback.config import Settings
     from textback.outbound.send import send_message
     from textback.storage.store import Store
 
+    settings = Settings.load()
+    to = e164(to, settings.default_region)
+    from_ = e164(from_, settings.default_region) if from_ else None
     with configured_engine(create_schema=True) as engine:
         sid, status = send_message(
-            Settings.load(), Store(engine), to=to, body=body, from_=from_, media=media
+            settings, Store(engine), to=to, body=body, from_=from_, media=media
         )
     click.echo(f"{sid} {status}")
 
