@@ -56,7 +56,11 @@ def messages(contact: str | None, limit: int, as_json: bool) -> None:
             stamp = row.created_at.strftime("%Y-%m-%d %H:%M:%S")
             other = row.from_number if row.direction == "inbound" else row.to_number
             media = f" [+{len(record['media'])} media]" if record["media"] else ""
-            failed = f" [{row.source}]" if (row.source or "").startswith("error:") else ""
+            failed = (
+                f" [{row.source}]"
+                if row.direction == "inbound" and (row.source or "").startswith("error:")
+                else ""
+            )
             click.echo(
                 terminal_safe(f"{stamp} {arrow} {other} {row.status:<10} {row.body}{media}{failed}")
             )
