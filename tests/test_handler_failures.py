@@ -15,6 +15,7 @@ from textback import Conversation
 from textback import Inbound
 from textback import Reply
 from textback.cli import main
+from textback.errors import ConfigError
 from textback.errors import HandlerError
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
@@ -127,6 +128,19 @@ def test_the_configured_error_reply_is_sent_and_stored(
     assert inbound.source == outbound.source == "error: handler boom"
     assert outbound.body == "Sorry, something went wrong. Try again later."
     assert phone.send("anything else").text == "fine"  # and the others answer as before
+
+
+def test_the_bots_error_reply_without_a_rules_file(make_app: Callable[..., Flask]) -> None:
+    bot = Bot(error_reply="Oops, try again.")
+    bot.on("boom")(failing_bot().routes[0].handler)
+    phone = Phone(make_app(bot=bot), TEST_TOKEN, number=NUMBER)
+    assert phone.send("boom").text == "Oops, try again."
+    assert phone.send("hello").text == "Hello back to you!"  # the built-in rules still answer
+
+
+def test_a_bots_error_reply_must_fit() -> None:
+    with pytest.raises(ConfigError, match=r"error_reply=\.\.\.\) is 1,601 characters long"):
+        Bot(error_reply="x" * 1601)
 
 
 def test_a_failing_state_handler_keeps_the_conversation(phone: Phone) -> None:

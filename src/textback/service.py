@@ -81,7 +81,9 @@ class Textback:
                 twiml = render(decision.reply, callback if not decision.reply.is_empty else None)
             except Exception as exc:  # the message is stored whatever a handler does
                 failures.append(exc)
-                decision = failed(exc, conversation=state.conversation, rules=self.rules)
+                decision = failed(
+                    exc, conversation=state.conversation, bot=self.bot, rules=self.rules
+                )
                 twiml = render(decision.reply, callback if not decision.reply.is_empty else None)
             sources.append(decision.source)
             return Answer(decision, twiml)
@@ -101,7 +103,9 @@ class Textback:
                     mask_number(msg.from_),
                     exc.source if isinstance(exc, HandlerError) else "textback",
                     type(cause).__name__,
-                    "the error reply sent" if self.rules.error_reply else "no reply sent",
+                    "the error reply sent"
+                    if self.rules.error_reply or self.bot.error_reply
+                    else "no reply sent",
                     exc_info=cause,
                 )
         metrics.ANSWER_SECONDS.observe(time.perf_counter() - started)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from typing import TypeVar
 
+from textback.core.body_length import too_long
 from textback.core.conversation import Conversation
 from textback.core.matchers import Match
 from textback.core.matchers import Matcher
@@ -24,6 +25,7 @@ from textback.core.matchers import matcher_for
 from textback.core.message import END
 from textback.core.message import Inbound
 from textback.core.message import Reply
+from textback.errors import ConfigError
 from textback.errors import HandlerError
 from textback.errors import InvalidHandler
 
@@ -140,13 +142,17 @@ class Bot:
 
     Handlers are tried in the order they were registered, before the rules file's rules; the first
     whose trigger matches answers. A contact in a conversation state goes to that state's handler
-    first.
+    first. ``error_reply`` is sent when a handler fails (none by default; a rules file's
+    ``[default] error_reply`` wins over it).
     """
 
-    def __init__(self, *, default_reply: str = DEFAULT_REPLY) -> None:
+    def __init__(self, *, default_reply: str = DEFAULT_REPLY, error_reply: str = "") -> None:
         self.routes: list[Route] = []
         self.state_routes: dict[str, Route] = {}
         self.default_reply = default_reply
+        if too_long(error_reply):
+            raise ConfigError(f"Bot(error_reply=...) is {too_long(error_reply)}")
+        self.error_reply = error_reply
         self.fallback_route: Route | None = None
 
     def on(

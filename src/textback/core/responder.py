@@ -50,12 +50,18 @@ class Decision:
     expire_after: timedelta | None = None
 
 
-def failed(error: Exception, *, conversation: Conversation | None, rules: RuleSet) -> Decision:
-    """The Decision when answering failed (a handler raised, or returned no reply): the
-    configured error reply, if any; the opt-out status and the conversation stay as they were,
-    so the contact can try again. The source names what failed (``error: handler order``)."""
+def failed(
+    error: Exception, *, conversation: Conversation | None, bot: Bot, rules: RuleSet
+) -> Decision:
+    """The Decision when answering failed (a handler raised, or returned no reply).
+
+    The contact gets the error reply (the rules file's ``[default] error_reply``, else the
+    Bot's ``error_reply``; none when both are empty); the opt-out status and the conversation
+    stay as they were, so they can try again. The source names what failed
+    (``error: handler order``).
+    """
     what = error.source if isinstance(error, HandlerError) else "textback"
-    return Decision(Reply(rules.error_reply), f"error: {what}", conversation)
+    return Decision(Reply(rules.error_reply or bot.error_reply), f"error: {what}", conversation)
 
 
 def carrier_command(msg: Inbound, rules: RuleSet) -> tuple[Command | None, bool]:
