@@ -60,7 +60,7 @@ class Textback:
         ``public_base`` is where Twilio reaches this server; with it, the reply asks Twilio to
         report its delivery to ``/twilio/status``. A handler that fails does not lose the
         message: it is stored with the source ``error: <handler>``, the error is logged with its
-        traceback, and the contact gets the rules file's ``error_reply`` (none by default).
+        traceback, and the contact gets the error reply (none by default).
         """
         callback = self.status_callback_url(public_base, msg.sid)
         failures: list[Exception] = []
