@@ -17,6 +17,8 @@ from textback import Reply
 from textback.cli import main
 from textback.errors import ConfigError
 from textback.errors import HandlerError
+from textback.errors import RulesError
+from textback.rulesfile.rules import parse_rules
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
 
@@ -166,3 +168,25 @@ def test_dispatch_raises_handler_error_with_the_cause() -> None:
         failing_bot().dispatch(Inbound(sid="SM1", from_=NUMBER, to="+15559990000", body="boom"))
     assert caught.value.source == "handler boom"
     assert isinstance(caught.value.__cause__, RuntimeError)
+
+
+def test_a_default_table_with_only_an_error_reply_keeps_the_default_reply() -> None:
+    rules = parse_rules({"default": {"error_reply": "Sorry!"}}, "textback.toml")
+    assert (rules.default, rules.error_reply) == (None, "Sorry!")
+    outcome = Bot().dispatch(Inbound(sid="SM1", from_=NUMBER, to="+15559990000", body="zzz"))
+    assert outcome.source == "default"
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ({"error_reply": "Sorry {from}"}, "error_reply takes no {placeholders}"),
+        ({"error_reply": 3}, "error_reply: Input should be a valid string"),
+        ({"media": ["https://x.test/a.png"]}, "media needs a reply"),
+    ],
+)
+def test_a_bad_error_reply_is_refused(table: dict[str, object], problem: str) -> None:
+    with pytest.raises(RulesError) as caught:
+        parse_rules({"default": table}, "textback.toml")
+    assert str(caught.value).startswith("textback.toml: [default]: ")
+    assert problem in str(caught.value)
