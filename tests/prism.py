@@ -69,7 +69,7 @@ def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             try:
                 requests.get(url, timeout=2)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a loaded machine: slow start
                 if time.monotonic() > deadline:
                     pytest.fail(f"Prism did not answer at {url}: {log_path.read_text()[-2000:]}")
                 time.sleep(0.3)

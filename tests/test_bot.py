@@ -12,6 +12,8 @@ from flask import Flask
 from textback import Bot
 from textback import Inbound
 from textback import Reply
+from textback.errors import HandlerError
+from textback.errors import InvalidHandler
 from textback.rulesfile.rules import load_rules
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
@@ -87,23 +89,33 @@ def test_fallback_handler() -> None:
 
 
 def test_unknown_parameter_fails_at_registration() -> None:
-    bot = Bot()
-    with pytest.raises(TypeError, match="unknown parameter 'ctx'"):
+    def handler(msg: Inbound, ctx: object) -> str:
+        return "x"
 
-        @bot.on("x")
-        def handler(msg: Inbound, ctx: object) -> str:
-            return "x"
+    with pytest.raises(InvalidHandler) as caught:
+        Bot().on("x")(handler)
+    where = f"{handler.__code__.co_filename}:{handler.__code__.co_firstlineno}"
+    assert str(caught.value) == (
+        f"handler 'handler' ({where}): unknown parameter 'ctx'; "
+        "after the message a handler may ask for match and conversation"
+    )
+    assert isinstance(caught.value, TypeError)  # what calling it wrongly would raise
+
+
+def test_a_handler_without_the_message_fails_at_registration() -> None:
+    with pytest.raises(InvalidHandler, match="must take the message as its first parameter"):
+        Bot().fallback(lambda: "x")
 
 
 def test_wrong_return_type_is_a_clear_error() -> None:
     bot = Bot()
     bot.on("x")(lambda msg: 42)  # type: ignore[type-var]
-    with pytest.raises(TypeError, match="must return str, Reply or None"):
+    with pytest.raises(HandlerError, match="must return str, Reply or None, not int"):
         bot.dispatch(inbound("x"))
 
 
 def test_on_needs_trigger_or_state() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(InvalidHandler):
         Bot().on()
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Mapping
+from pathlib import Path
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -16,6 +19,7 @@ from textback.config import MAX_BODY_BYTES
 from textback.config import Settings
 from textback.core.bot import Bot
 from textback.errors import ConfigError
+from textback.errors import TextbackError
 from textback.rulesfile.rules import default_rules
 from textback.rulesfile.rules import load_rules
 from textback.service import Textback
@@ -111,10 +115,36 @@ def import_bot(path: str) -> Bot:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"TEXTBACK_BOT={path!r}: cannot import {module_name!r}: {exc}") from exc
-    bot = getattr(module, attribute, None)
+    except TextbackError as exc:  # a handler registered wrongly says which and why itself
+        raise ConfigError(f"TEXTBACK_BOT={path!r}: {exc}") from exc
+    except Exception as exc:
+        # The user's module failed while importing: one line with where, not a traceback.
+        raise ConfigError(
+            f"TEXTBACK_BOT={path!r}: importing {module_name!r} failed: {failure(exc)}"
+        ) from exc
+    if not hasattr(module, attribute):
+        raise ConfigError(f"TEXTBACK_BOT={path!r}: {module_name!r} has no {attribute!r}")
+    bot = getattr(module, attribute)
     if not isinstance(bot, Bot):
-        raise ConfigError(f"TEXTBACK_BOT={path!r}: {attribute!r} in {module_name!r} is not a Bot")
+        raise ConfigError(
+            f"TEXTBACK_BOT={path!r}: {attribute!r} in {module_name!r} is not a Bot but "
+            f"{type(bot).__name__} (make one with {attribute} = Bot())"
+        )
     return bot
+
+
+def failure(exc: Exception) -> str:
+    """An exception as one line: its type, message and the line of code that raised it."""
+    if isinstance(exc, SyntaxError):  # its message names the file and line already
+        return f"SyntaxError: {exc}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return f"{type(exc).__name__}: {exc}"
+    path = Path(frames[-1].filename)
+    with contextlib.suppress(ValueError):  # shown as the user wrote it, relative to here
+        path = path.relative_to(Path.cwd())
+    where = f" ({path}:{frames[-1].lineno})"
+    return f"{type(exc).__name__}: {exc}{where}"
 
 
 def _announce(settings: Settings) -> None:

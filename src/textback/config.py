@@ -67,6 +67,7 @@ class Settings:
     send_rate: float = 1.0
     timezone: str = "UTC"
     outbox_stale_after: float = 300.0
+    default_region: str = "US"
     admin_password_hash: str | None = None
     admin_password_key: str | None = None
     limiter_storage: str = DATABASE_LIMITER_STORAGE
@@ -164,6 +165,20 @@ def _sender_name(values: Mapping[str, str]) -> str | None:
     return name
 
 
+def _region(values: Mapping[str, str]) -> str:
+    """TEXTBACK_DEFAULT_REGION: the country a number typed without ``+`` is read in."""
+    region = values.get("TEXTBACK_DEFAULT_REGION", "").strip().upper()
+    if not region:
+        return "US"
+    import phonenumbers  # only when set: the region list is all config needs of it
+
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(
+            f"TEXTBACK_DEFAULT_REGION={region!r}: give a two-letter region code, like US or GB"
+        )
+    return region
+
+
 def dev_token(instance_path: Path) -> str:
     """The development token kept in the instance folder, created on first use."""
     return _instance_file(instance_path / DEV_TOKEN_FILE, lambda: secrets.token_hex(16))
@@ -245,6 +260,7 @@ def _build(values: Mapping[str, str]) -> Settings:
         send_rate=_positive(values, "TEXTBACK_SEND_RATE", 1.0),
         timezone=_timezone(values),
         outbox_stale_after=_positive(values, "TEXTBACK_OUTBOX_STALE_AFTER", 300.0),
+        default_region=_region(values),
         admin_password_hash=admin_password_hash(admin_password),
         admin_password_key=admin_password_key(admin_password, secret_key),
         limiter_storage=_limiter_storage(values),

@@ -28,3 +28,27 @@ class MalformedWebhook(TextbackError):
 
 class SchemaError(TextbackError):
     """The database schema is missing or behind the code."""
+
+
+class InvalidHandler(TextbackError, TypeError):
+    """A Python handler textback cannot call, found when it is registered (``@bot.on``).
+
+    Also a TypeError, as calling a function with parameters it does not take would be.
+    """
+
+
+class HandlerError(TextbackError):
+    """A handler (or a rule's reply) failed while answering: it raised, or returned something
+    that is not a reply. ``source`` names it as the message log does (``handler order``)."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        self.source = source
+        super().__init__(f"{source} failed: {problem}")
+
+
+class InvalidMessage(TextbackError):
+    """A message textback will not hand to Twilio: empty, or longer than Twilio accepts."""
+
+
+class InvalidNumber(TextbackError):
+    """What was typed as a phone number cannot be one (names it and the default region)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from dataclasses import replace
 from functools import cached_property
 from urllib.parse import quote
 
@@ -17,12 +18,19 @@ from textback import metrics
 from textback.channel.signature import SignatureChecker
 from textback.channel.twiml import render
 from textback.config import Settings
+from textback.core.body_length import body_length
+from textback.core.body_length import cut_to_fit
+from textback.core.body_length import too_long
 from textback.core.bot import Bot
 from textback.core.message import Inbound
+from textback.core.message import Reply
 from textback.core.optout import Carrier
+from textback.core.responder import Decision
 from textback.core.responder import decide
+from textback.core.responder import failed
 from textback.core.ruleset import RuleSet
 from textback.core.text import mask_number
+from textback.errors import HandlerError
 from textback.storage.inbound import ContactState
 from textback.storage.inbound import Decided
 from textback.storage.store import Store
@@ -65,32 +73,64 @@ class Textback:
         """The TwiML answering ``msg``, stored with it; a repeated MessageSid gets the same.
 
         ``public_base`` is where Twilio reaches this server; with it, the reply asks Twilio to
-        report its delivery to ``/twilio/status``.
+        report its delivery to ``/twilio/status``. A handler that fails does not lose the
+        message: it is stored with the source ``error: <handler>``, the error is logged with its
+        traceback, and the contact gets the error reply (none by default).
         """
         callback = self.status_callback_url(public_base, msg.sid)
+        failures: list[Exception] = []
         sources: list[str] = []  # the decision's source, for the replies metric
 
         def decide_and_render(_connection: Connection, state: ContactState) -> Decided:
-            decision = decide(
-                msg,
-                opted_out=state.opted_out,
-                conversation=state.conversation,
-                bot=self.bot,
-                rules=self.rules,
-                carrier=self.carrier,
-            )
-            reply = decision.reply
+            try:
+                decision = self._fitted(
+                    msg,
+                    decide(
+                        msg,
+                        opted_out=state.opted_out,
+                        conversation=state.conversation,
+                        bot=self.bot,
+                        rules=self.rules,
+                        carrier=self.carrier,
+                    ),
+                )
+                twiml = render(decision.reply, callback if not decision.reply.is_empty else None)
+            except Exception as exc:  # the message is stored whatever a handler does
+                failures.append(exc)
+                decision = failed(
+                    exc, conversation=state.conversation, bot=self.bot, rules=self.rules
+                )
+                twiml = render(decision.reply, callback if not decision.reply.is_empty else None)
             sources.append(decision.source)
-            return Decided(decision, render(reply, callback if not reply.is_empty else None))
+            return Decided(decision, twiml)
 
         started = time.perf_counter()
-        twiml, new = self.store.record_inbound(msg, decide_and_render)
+        try:
+            twiml, new = self.store.record_inbound(msg, decide_and_render)
+        finally:
+            # Logged outside the transaction (formatting a traceback need not hold the lock).
+            for exc in failures:
+                # The handler's own exception, with its traceback; its message is the handler
+                # author's text (it may quote the message), so it is in the traceback only.
+                cause = exc.__cause__ if isinstance(exc, HandlerError) else exc
+                log.error(
+                    "answering %s from %s failed in %s (%s); the message is stored, %s",
+                    msg.sid,
+                    mask_number(msg.from_),
+                    exc.source if isinstance(exc, HandlerError) else "textback",
+                    type(cause).__name__,
+                    "the error reply sent"
+                    if self.rules.error_reply or self.bot.error_reply
+                    else "no reply sent",
+                    exc_info=cause,
+                )
         metrics.ANSWER_SECONDS.observe(time.perf_counter() - started)
         metrics.WEBHOOKS.labels("answered" if new else "duplicate").inc()
         if new and sources:
             metrics.REPLIES.labels(metrics.source_kind(sources[-1])).inc()
         if new:
-            log.info("answered %s from %s", msg.sid, mask_number(msg.from_))
+            if not failures:
+                log.info("answered %s from %s", msg.sid, mask_number(msg.from_))
         elif not twiml:
             # The SID belongs to a message we sent (one of our numbers texting another): it is
             # in the log already, and answering it could start two bots talking to each other.
@@ -99,3 +139,19 @@ class Textback:
         else:
             log.info("replayed the stored answer to %s", msg.sid)
         return twiml
+
+    @staticmethod
+    def _fitted(msg: Inbound, decision: Decision) -> Decision:
+        """The decision with its reply cut to Twilio's limit: Twilio would refuse it whole."""
+        reply = decision.reply
+        fitted = cut_to_fit(reply.text)
+        if fitted == reply.text:
+            return decision
+        log.warning(
+            "the reply to %s (%s) is %s; cut to %s characters",
+            msg.sid,
+            decision.source,
+            too_long(reply.text),
+            f"{body_length(fitted):,}",
+        )
+        return replace(decision, reply=Reply(fitted, reply.media, state=reply.state))

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from textback.channel.e164 import e164
 from textback.channel.rest import TwilioApiError
 from textback.channel.rest import call
 from textback.channel.rest import rest_client
@@ -45,14 +46,6 @@ def webhook_base(url: str) -> str:
     return base
 
 
-def e164(number: str) -> str:
-    """A number as Twilio lists it: ``(415) 555-0100`` style punctuation removed, ``+`` first."""
-    digits = "".join(ch for ch in number if ch.isdigit())
-    if not digits:
-        raise ConfigError(f"{number!r} is not a phone number")
-    return "+" + digits
-
-
 @dataclass(frozen=True)
 class ConfiguredNumber:
     """What configure_number did: the number, its SID, each setting's change, and whether
@@ -71,10 +64,11 @@ class ConfiguredNumber:
 def configure_number(settings: Settings, number: str, base_url: str) -> ConfiguredNumber:
     """Point ``number``'s incoming messages (POST) and status callback at ``base_url``.
 
-    Returns each setting with its previous and new value. Raises TwilioApiError when the number
-    is not one of the account's.
+    ``number`` may be written in national format (``(415) 555-0100``, read in
+    TEXTBACK_DEFAULT_REGION). Returns each setting with its previous and new value. Raises
+    InvalidNumber for what cannot be a number, TwilioApiError when it is not one of the account's.
     """
-    wanted = e164(number)
+    wanted = e164(number, settings.default_region)
     base = webhook_base(base_url)
     client = rest_client(settings)
     numbers = client.incoming_phone_numbers

@@ -15,12 +15,26 @@ from textback.errors import TextbackError
 
 @main.command()
 @click.option("--contact", default=None, help="Only messages from or to this number.")
-@click.option("--limit", default=50, show_default=True, type=int, help="How many messages.")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many messages.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def messages(contact: str | None, limit: int, as_json: bool) -> None:
-    """Print the message log, newest last."""
+    """Print the message log, newest last.
+
+    A failed answer shows as ``[error: handler NAME]`` after the message it failed on.
+    """
+    from textback.channel.e164 import e164
+    from textback.config import Settings
     from textback.storage.store import Store
 
+    if contact is not None:
+        # Stored as Twilio writes it (E.164): 5550001111 finds +15550001111.
+        contact = e164(contact, Settings.load().default_region)
     with configured_engine(create_schema=True) as engine:
         found = Store(engine).recent_messages(contact=contact, limit=limit)
     for row in found:
@@ -42,7 +56,14 @@ def messages(contact: str | None, limit: int, as_json: bool) -> None:
             stamp = row.created_at.strftime("%Y-%m-%d %H:%M:%S")
             other = row.from_number if row.direction == "inbound" else row.to_number
             media = f" [+{len(record['media'])} media]" if record["media"] else ""
-            click.echo(terminal_safe(f"{stamp} {arrow} {other} {row.status:<10} {row.body}{media}"))
+            failed = (
+                f" [{row.source}]"
+                if row.direction == "inbound" and (row.source or "").startswith("error:")
+                else ""
+            )
+            click.echo(
+                terminal_safe(f"{stamp} {arrow} {other} {row.status:<10} {row.body}{media}{failed}")
+            )
 
 
 @main.command()

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import requests
 
+from textback.channel.e164 import e164
 from textback.channel.forms import DEFAULT_FROM
 from textback.channel.forms import DEFAULT_TO
 from textback.channel.forms import inbound_form
@@ -37,8 +38,8 @@ def simulate(
         raise ConfigError("no token to sign with: set TWILIO_AUTH_TOKEN")
     form = inbound_form(
         body,
-        from_=from_ or DEFAULT_FROM,
-        to=to or DEFAULT_TO,
+        from_=e164(from_, settings.default_region) if from_ else DEFAULT_FROM,
+        to=e164(to, settings.default_region) if to else DEFAULT_TO,
         media=[(m, "image/jpeg") for m in media],
     )
     if url is None:

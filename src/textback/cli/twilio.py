@@ -27,9 +27,14 @@ from textback.cli.resources import configured_engine
     help="Send later: ISO 8601, e.g. 2026-12-24T09:00 [TEXTBACK_TIMEZONE].",
 )
 def send(to: str, body: str, from_: str | None, media: tuple[str, ...], at: str | None) -> None:
-    """Send BODY to TO through Twilio's REST API (now, or --at a time) and log it."""
+    """Send BODY to TO through Twilio's REST API (now, or --at a time) and log it.
+
+    Numbers may be written in national format, read in TEXTBACK_DEFAULT_REGION.
+    """
+    from textback.channel.e164 import e164
     from textback.channel.rest import rest_client
     from textback.config import Settings
+    from textback.outbound.outbox import is_messaging_service
     from textback.outbound.send import parse_send_time
     from textback.outbound.send import schedule_message
     from textback.outbound.send import send_message
@@ -37,6 +42,9 @@ def send(to: str, body: str, from_: str | None, media: tuple[str, ...], at: str 
     from textback.storage.store import Store
 
     settings = Settings.load()
+    to = e164(to, settings.default_region)
+    if from_ and not is_messaging_service(from_):
+        from_ = e164(from_, settings.default_region)
     with configured_engine(create_schema=True) as engine:
         store = Store(engine)
         if at is None:

@@ -6,21 +6,28 @@ is tested by calling it.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from typing import TypeVar
 
+from textback.core.body_length import too_long
 from textback.core.conversation import Conversation
 from textback.core.matchers import Match
 from textback.core.matchers import Matcher
 from textback.core.matchers import matcher_for
+from textback.core.message import END
 from textback.core.message import Inbound
 from textback.core.message import Reply
+from textback.errors import ConfigError
+from textback.errors import HandlerError
+from textback.errors import InvalidHandler
 
 DEFAULT_REPLY = "Hi! Not quite sure what you meant, but okay."
 
@@ -41,14 +48,27 @@ class Route:
     state: str | None = None
     wants: tuple[str, ...] = ()
 
-    def call(self, msg: Inbound, match: Match | None, conversation: Conversation) -> Reply:
-        """Run the handler with the arguments it asked for and make its answer a Reply."""
+    def call(
+        self, msg: Inbound, match: Match | None, conversation: Conversation, *, source: str
+    ) -> Reply:
+        """Run the handler with the arguments it asked for and make its answer a Reply.
+
+        Whatever goes wrong in the handler is raised as HandlerError naming ``source`` (how the
+        message log names this route), with the handler's own exception as its cause.
+        """
         available: dict[str, Any] = {
             "match": match.regex if match is not None and match.regex is not None else match,
             "conversation": conversation,
             "rule_match": match,
         }
-        return as_reply(self.handler(msg, **{name: available[name] for name in self.wants}))
+        try:
+            value = self.handler(msg, **{name: available[name] for name in self.wants})
+        except Exception as exc:
+            raise HandlerError(source, f"{type(exc).__name__}: {exc}") from exc
+        try:
+            return as_reply(value)
+        except TypeError as exc:
+            raise HandlerError(source, str(exc)) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,23 +86,52 @@ def as_reply(value: ReplyLike) -> Reply:
     if isinstance(value, str):
         return Reply(value)
     if isinstance(value, Reply):
+        # Reply takes anything at run time; what is not text would fail later, in the TwiML.
+        if not isinstance(value.text, str):
+            raise TypeError(f"Reply text must be a str, not {type(value.text).__name__}")
+        for url in value.media:
+            if not isinstance(url, str):
+                raise TypeError(f"Reply media must be URLs (str), not {type(url).__name__}")
+        if not (value.state is None or value.state is END or isinstance(value.state, str)):
+            raise TypeError(f"Reply state must be a str or END, not {type(value.state).__name__}")
         return value
     raise TypeError(f"a handler must return str, Reply or None, not {type(value).__name__}")
 
 
+def describe_handler(handler: Handler) -> str:
+    """A handler as a person finds it: ``handler 'order' (mybot.py:12)``."""
+    name = getattr(handler, "__name__", type(handler).__name__)
+    code = getattr(handler, "__code__", None)
+    if code is None:
+        return f"handler {name!r}"
+    path = Path(code.co_filename)
+    with contextlib.suppress(ValueError):  # a file outside this folder keeps its whole path
+        path = path.relative_to(Path.cwd())
+    return f"handler {name!r} ({path}:{code.co_firstlineno})"
+
+
 def injected_parameters(handler: Handler) -> tuple[str, ...]:
-    """The names a handler asks for after the message; fails early on a name textback can't give."""
-    parameters = list(inspect.signature(handler).parameters.values())
+    """The names a handler asks for after the message.
+
+    Fails when the handler is registered, not when a message comes, with InvalidHandler naming
+    the handler, the parameter and what may be asked for.
+    """
+    try:
+        parameters = list(inspect.signature(handler).parameters.values())
+    except (TypeError, ValueError) as exc:
+        raise InvalidHandler(f"{describe_handler(handler)} is not a function: {exc}") from None
     if not parameters:
-        raise TypeError(f"handler {handler.__name__!r} must take the message as first parameter")
+        raise InvalidHandler(
+            f"{describe_handler(handler)} must take the message as its first parameter"
+        )
     wants = []
     for parameter in parameters[1:]:
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
         if parameter.name not in _INJECTABLE:
-            raise TypeError(
-                f"handler {handler.__name__!r}: unknown parameter {parameter.name!r}; "
-                f"after the message a handler may ask for {', '.join(_INJECTABLE)}"
+            raise InvalidHandler(
+                f"{describe_handler(handler)}: unknown parameter {parameter.name!r}; "
+                f"after the message a handler may ask for {' and '.join(_INJECTABLE)}"
             )
         wants.append(parameter.name)
     return tuple(wants)
@@ -93,13 +142,17 @@ class Bot:
 
     Handlers are tried in the order they were registered, before the rules file's rules; the first
     whose trigger matches answers. A contact in a conversation state goes to that state's handler
-    first.
+    first. ``error_reply`` is sent when a handler fails (none by default; a rules file's
+    ``[default] error_reply`` wins over it).
     """
 
-    def __init__(self, *, default_reply: str = DEFAULT_REPLY) -> None:
+    def __init__(self, *, default_reply: str = DEFAULT_REPLY, error_reply: str = "") -> None:
         self.routes: list[Route] = []
         self.state_routes: dict[str, Route] = {}
         self.default_reply = default_reply
+        if too_long(error_reply):
+            raise ConfigError(f"Bot(error_reply=...) is {too_long(error_reply)}")
+        self.error_reply = error_reply
         self.fallback_route: Route | None = None
 
     def on(
@@ -124,7 +177,7 @@ class Bot:
         a str, a Reply, or None for no reply. The function is returned unchanged.
         """
         if (trigger is None) == (state is None):
-            raise TypeError("bot.on() takes a trigger or state=..., exactly one of them")
+            raise InvalidHandler("bot.on() takes a trigger or state=..., exactly one of them")
 
         def register(handler: H) -> H:
             route = Route(
@@ -167,7 +220,8 @@ class Bot:
         """Answer ``msg``: its state's handler, then handlers, then ``rules``, then the default.
 
         ``default`` (a rules file's ``[default]``) replaces the bot's own default text; a
-        ``@bot.fallback`` handler comes before both.
+        ``@bot.fallback`` handler comes before both. A handler that raises, or returns something
+        that is not a reply, raises HandlerError (its own exception is the ``__cause__``).
         """
         conversation = conversation if conversation is not None else Conversation()
         return (
@@ -180,7 +234,7 @@ class Bot:
         """The answer of the handler registered for the conversation's state, if there is one."""
         if conversation.state is not None and conversation.state in self.state_routes:
             route = self.state_routes[conversation.state]
-            return Outcome(route.call(msg, None, conversation), f"state {route.name}")
+            return self._answer(route, f"state {route.name}", msg, None, conversation)
         return None
 
     def dispatch_handlers(self, msg: Inbound, conversation: Conversation) -> Outcome | None:
@@ -189,7 +243,7 @@ class Bot:
             assert route.matcher is not None
             match = route.matcher.match(msg.body)
             if match is not None:
-                return Outcome(route.call(msg, match, conversation), f"handler {route.name}")
+                return self._answer(route, f"handler {route.name}", msg, match, conversation)
         return None
 
     def dispatch_rules(
@@ -205,10 +259,16 @@ class Bot:
             assert route.matcher is not None
             match = route.matcher.match(msg.body)
             if match is not None:
-                return Outcome(route.call(msg, match, conversation), route.name)
+                return self._answer(route, route.name, msg, match, conversation)
         if self.fallback_route is not None:
             route = self.fallback_route
-            return Outcome(route.call(msg, None, conversation), f"handler {route.name}")
+            return self._answer(route, f"handler {route.name}", msg, None, conversation)
         if default is not None:
-            return Outcome(default.call(msg, None, conversation), default.name)
+            return self._answer(default, default.name, msg, None, conversation)
         return Outcome(Reply(self.default_reply), "default")
+
+    @staticmethod
+    def _answer(
+        route: Route, source: str, msg: Inbound, match: Match | None, conversation: Conversation
+    ) -> Outcome:
+        return Outcome(route.call(msg, match, conversation, source=source), source)

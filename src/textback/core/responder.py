@@ -28,6 +28,7 @@ from textback.core.message import Reply
 from textback.core.optout import Carrier
 from textback.core.optout import Command
 from textback.core.ruleset import RuleSet
+from textback.errors import HandlerError
 
 _TWILIO_OPT_OUT_TYPES = {"STOP": Command.STOP, "START": Command.START, "HELP": Command.HELP}
 TWILIO_ANSWERS = Carrier()  # the default: Twilio's own opt-out handling answers
@@ -52,6 +53,20 @@ class Decision:
     ended: str | None = None
     ended_values: dict[str, str] | None = None
     expire_after: timedelta | None = None
+
+
+def failed(
+    error: Exception, *, conversation: Conversation | None, bot: Bot, rules: RuleSet
+) -> Decision:
+    """The Decision when answering failed (a handler raised, or returned no reply).
+
+    The contact gets the error reply (the rules file's ``[default] error_reply``, else the
+    Bot's ``error_reply``; none when both are empty); the opt-out status and the conversation
+    stay as they were, so they can try again. The source names what failed
+    (``error: handler order``).
+    """
+    what = error.source if isinstance(error, HandlerError) else "textback"
+    return Decision(Reply(rules.error_reply or bot.error_reply), f"error: {what}", conversation)
 
 
 def carrier_command(

@@ -16,7 +16,8 @@ from textback.core.optout import OptOutPolicy
 @dataclass(frozen=True)
 class RuleSet:
     """What a rules file says: rules in file order, the default reply, the opt-out policy,
-    the flows and the ``[conversations]`` settings."""
+    the flows, the ``[conversations]`` settings, and the reply sent when a handler fails
+    (``[default] error_reply``; empty: none)."""
 
     routes: tuple[Route, ...] = ()
     default: Route | None = None
@@ -25,6 +26,7 @@ class RuleSet:
     raw: Mapping[str, Any] = field(default_factory=dict)
     flows: tuple[Flow, ...] = ()
     conversations: ConversationSettings = field(default_factory=ConversationSettings)
+    error_reply: str = ""
 
     def flow(self, name: str) -> Flow | None:
         """The flow called ``name``, if the file has one."""

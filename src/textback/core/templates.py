@@ -25,6 +25,11 @@ class Template:
             known = ", ".join("{" + name + "}" for name in sorted(available))
             raise TemplateError(f"unknown name {names} in {text!r}; available: {known}")
 
+    @property
+    def fixed_text(self) -> str:
+        """The text without its fields: what every filled-in reply contains at least."""
+        return "".join(literal for literal, *_ in string.Formatter().parse(self.text))
+
     def fill(self, values: Mapping[str, str]) -> str:
         """The text with every ``{name}`` replaced (the constant text when there are none)."""
         if not self.fields:

@@ -17,8 +17,10 @@ from sqlalchemy import select
 from textback.channel.rest import TwilioApiError
 from textback.channel.rest import rest_client
 from textback.config import Settings
+from textback.core.body_length import sending_problem
 from textback.core.text import mask_number
 from textback.errors import ConfigError
+from textback.errors import InvalidMessage
 from textback.errors import TextbackError
 from textback.outbound.outbox import Outbox
 from textback.outbound.outbox import is_messaging_service
@@ -103,7 +105,11 @@ def send_message(
     public URL is known. Raises OptedOutError for a contact who opted out, and TwilioApiError
     (one line) when Twilio refuses: error 21610 marks the contact opted out; a 429, 5xx or
     network error leaves the message in the outbox for ``textback worker`` to retry.
+    Raises InvalidMessage, before anything is written, for an empty body without media or a
+    body longer than Twilio accepts.
     """
+    media = list(media)
+    _refuse_unsendable(body, media)
     sender = _sender(store, to, from_)
     rest_client(settings)  # missing credentials: refused before anything is written
     box = outbox or Outbox(settings, store)
@@ -121,6 +127,12 @@ def send_message(
     raise TextbackError(f"outbox {entry_id} was not sent: {state}")
 
 
+def _refuse_unsendable(body: str, media: list[str]) -> None:
+    problem = sending_problem(body, media=len(media))
+    if problem is not None:
+        raise InvalidMessage(problem)
+
+
 def schedule_message(
     settings: Settings,
     store: Store,
@@ -136,6 +148,8 @@ def schedule_message(
 ) -> int:
     """Put a message in the outbox for a worker to send at ``at`` (now when None); returns its
     outbox id. A ``key`` used before adds nothing and returns the first message's id."""
+    media = list(media)
+    _refuse_unsendable(body, media)
     sender = _sender(store, to, from_)
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=ZoneInfo(settings.timezone))

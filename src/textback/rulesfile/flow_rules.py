@@ -30,6 +30,7 @@ from textback.core.templates import TemplateError
 from textback.core.text import normalize_keyword
 from textback.errors import RulesError
 from textback.rulesfile.specs import STRICT
+from textback.rulesfile.specs import check_length
 from textback.rulesfile.specs import check_media
 from textback.rulesfile.specs import problem
 
@@ -111,6 +112,7 @@ def _settings(
         leave = Keyword(spec.leave)
     if spec.leave_reply is not None:
         reply = Template(spec.leave_reply, MESSAGE_FIELDS)
+        check_length(reply, "leave_reply")
     if spec.expire_after is not None:
         try:
             expire = parse_duration(spec.expire_after)
@@ -149,12 +151,17 @@ def _step(raw: Any, saved: list[str]) -> Step:
             expect = re.compile(spec.expect, re.IGNORECASE)
         except re.error as exc:
             raise ValueError(f"bad expect {spec.expect!r}: {exc}") from None
+    ask = Template(spec.ask, available)
+    check_length(ask, "ask")
+    retry = Template(spec.retry, available) if spec.retry is not None else None
+    if retry is not None:
+        check_length(retry, "retry")
     return Step(
-        ask=Template(spec.ask, available),
+        ask=ask,
         save=spec.save,
         media=tuple(Template(url, available) for url in spec.media),
         expect=expect,
-        retry=Template(spec.retry, available) if spec.retry is not None else None,
+        retry=retry,
     )
 
 
@@ -187,8 +194,9 @@ def _flow(
     available = MESSAGE_FIELDS | {step.save for step in steps}
     try:
         done = Template(spec.done, available)
+        check_length(done, "done")
         done_media = tuple(Template(url, available) for url in spec.done_media)
-    except TemplateError as exc:
+    except (ValueError, TemplateError) as exc:
         raise RulesError(path, f"{where}, done", str(exc)) from None
     return Flow(spec.name, Keyword(triggers), tuple(steps), done, done_media, flow_settings)
 

@@ -36,6 +36,7 @@ from textback.errors import RulesError
 from textback.rulesfile.flow_rules import parse_conversations
 from textback.rulesfile.flow_rules import parse_flows
 from textback.rulesfile.specs import STRICT
+from textback.rulesfile.specs import check_length
 from textback.rulesfile.specs import check_media
 from textback.rulesfile.specs import problem
 
@@ -49,6 +50,14 @@ class _Strict(BaseModel):
 class ReplySpec(_Strict):
     reply: str
     media: list[str] = []
+
+    _urls = field_validator("media")(check_media)
+
+
+class DefaultSpec(_Strict):
+    reply: str | None = None  # None: textback's own default reply
+    media: list[str] = []
+    error_reply: str = ""
 
     _urls = field_validator("media")(check_media)
 
@@ -93,8 +102,12 @@ def template_reply(
     return reply
 
 
-def _route(name: str, matcher: Matcher | None, spec: ReplySpec, available: set[str]) -> Route:
+def _route(
+    name: str, matcher: Matcher | None, spec: ReplySpec | DefaultSpec, available: set[str]
+) -> Route:
+    assert spec.reply is not None
     text = Template(spec.reply, available)
+    check_length(text)
     media = tuple(Template(url, available) for url in spec.media)
     respond = template_reply(text, media)
 
@@ -167,14 +180,26 @@ def parse_rules(data: Mapping[str, Any], path: str) -> RuleSet:
             raise RulesError(path, where, problem(exc, RuleSpec)) from None
         except (ValueError, TemplateError) as exc:
             raise RulesError(path, where, str(exc)) from None
-    default = None
+    default, error_reply = None, ""
     if "default" in data:
         try:
-            default = _route(
-                "default", None, ReplySpec.model_validate(data["default"]), set(MESSAGE_FIELDS)
-            )
+            default_spec = DefaultSpec.model_validate(data["default"])
+            if default_spec.reply is not None:
+                default = _route("default", None, default_spec, set(MESSAGE_FIELDS))
+            elif default_spec.media:
+                raise ValueError('media needs a reply (write reply = "" for pictures only)')
+            # Sent when a handler failed: no placeholders, so that it cannot fail in turn.
+            try:
+                error_template = Template(default_spec.error_reply, ())
+            except TemplateError:
+                raise ValueError(
+                    "error_reply takes no {placeholders}, so that it cannot fail in turn "
+                    "(write {{ and }} for literal braces)"
+                ) from None
+            check_length(error_template, "error_reply")
+            error_reply = error_template.fill({})
         except ValidationError as exc:
-            raise RulesError(path, "[default]", problem(exc, ReplySpec)) from None
+            raise RulesError(path, "[default]", problem(exc, DefaultSpec)) from None
         except (ValueError, TemplateError) as exc:
             raise RulesError(path, "[default]", str(exc)) from None
     optout = OptOutPolicy()
@@ -189,7 +214,9 @@ def parse_rules(data: Mapping[str, Any], path: str) -> RuleSet:
             raise RulesError(path, "[optout]", str(exc)) from None
     conversations = parse_conversations(data, path, optout)
     flows = parse_flows(data, path, conversations, optout)
-    return RuleSet(tuple(routes), default, optout, path, data, flows, conversations)
+    return RuleSet(
+        tuple(routes), default, optout, path, data, flows, conversations, error_reply=error_reply
+    )
 
 
 def load_rules(path: str | Path) -> RuleSet:

@@ -8,6 +8,9 @@ from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import ValidationError
 
+from textback.core.body_length import too_long
+from textback.core.templates import Template
+
 # A rules-file table: unknown keys and wrong types are errors, not silently ignored.
 STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -18,6 +21,13 @@ def check_media(media: list[str]) -> list[str]:
         if not url.startswith(("https://", "http://", "{")):
             raise ValueError(f"media URL {url!r} must start with https:// or http://")
     return media
+
+
+def check_length(text: Template, what: str = "reply") -> None:
+    """Refuse a reply too long for Twilio whatever fills it in: its fixed text alone is."""
+    found = too_long(text.fixed_text)
+    if found is not None:
+        raise ValueError(f"{what} is {found}")
 
 
 def problem(exc: ValidationError, model: type[BaseModel]) -> str:
