@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textback.cli import admin
 from textback.cli import check
+from textback.cli import contacts
 from textback.cli import database
 from textback.cli import init
 from textback.cli import log

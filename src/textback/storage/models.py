@@ -264,3 +264,37 @@ class LoginFailure(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[datetime]
+
+
+class Profile(Base):
+    """Who a phone number is: name, language, time zone and custom fields (one per number,
+    whichever of our numbers they text; opt-outs stay per number of ours, in ``contacts``)."""
+
+    __tablename__ = "profiles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    language: Mapped[str] = mapped_column(String(16), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="")
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Group(Base):
+    """A named group of profiles (``patients``, ``volunteers``), for broadcasts and flows."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+
+
+class ProfileGroup(Base):
+    """Membership of a profile in a group."""
+
+    __tablename__ = "profile_groups"
+
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id"), primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), primary_key=True, index=True)
