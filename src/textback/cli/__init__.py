@@ -18,6 +18,7 @@ from textback.cli.group import main
 __all__ = [
     "admin",
     "check",
+    "contacts",
     "database",
     "init",
     "log",

@@ -1,4 +1,4 @@
-"""``textback contacts``: list, import and export contacts (name, language, zone, fields, groups)."""
+"""``textback contacts``: list, import and export contacts (name, language, zone, fields)."""
 
 from __future__ import annotations
 
