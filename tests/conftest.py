@@ -35,6 +35,9 @@ POSTGRES_URL = os.environ.get(
     "TEXTBACK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 TABLES = (
+    "profile_groups",
+    "groups",
+    "profiles",
     "flow_answers",
     "flow_runs",
     "status_events",
