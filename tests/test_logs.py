@@ -95,4 +95,8 @@ def test_a_served_webhook_logs_json_lines_without_the_body_or_number(tmp_path: P
     ours = [line for line in lines if "textback" in line]
     assert ours and all(line.startswith("{") for line in ours)
     assert any(r["logger"].startswith("textback") and r["level"] == "INFO" for r in records)
+    (answered,) = [r for r in records if r["message"].startswith("answered SM")]
+    assert answered["outcome"] == "answered" and answered["source"] == "default"
+    assert answered["sid"].startswith("SM") and answered["number"].endswith("21")
+    assert answered["number"].startswith("+*") and isinstance(answered["duration_ms"], float)
     assert BODY not in stderr and NUMBER not in stderr

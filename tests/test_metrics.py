@@ -75,7 +75,7 @@ def test_answers_duplicates_and_reply_sources_are_counted(make_app: Callable[...
     assert delta("textback_replies_total", source="rule") == 1
     assert delta("textback_replies_total", source="default") == 1
     assert delta("textback_answer_seconds_count") == 3
-    assert sample(after, "textback_outbound_messages", status="queued") >= 2
+    assert sample(after, "textback_outbox", state="review") == 0  # every state, 0 when empty
 
 
 def test_metrics_are_local_only_without_a_token(make_app: Callable[..., Flask]) -> None:
@@ -152,3 +152,15 @@ def test_counts_add_up_over_the_workers_of_textback_serve(
     assert totals == {float(sent)}
     pids = {path.name.split("_")[-1] for path in (tmp_path / "instance" / "metrics").glob("*.db")}
     assert len(pids) >= 2, "the webhooks should have been spread over several workers"
+
+
+def test_the_outbox_depth_is_read_when_scraped(make_app: Callable[..., Flask]) -> None:
+    from textback.outbound.send import schedule_message
+
+    app = make_app()
+    service = app.extensions["textback"]
+    before = sample(scrape(app), "textback_outbox", state="queued")
+    schedule_message(
+        service.settings, service.store, to="+15550001111", body="hi", from_="+15559990000"
+    )
+    assert sample(scrape(app), "textback_outbox", state="queued") == before + 1

@@ -569,3 +569,23 @@ def test_a_message_held_for_review_is_resent_only_by_a_person(
     assert again.exit_code == 1 and "only review and failed messages are resent" in again.output
     box.deliver(entry_id)
     assert row(store, entry_id).state == states.SENT and len(standin.posts) == 1
+
+
+def test_sends_are_counted_by_result_and_error_code(
+    make_outbox: Callable[..., Outbox], standin: StandIn
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def count(result: str, code: str) -> float:
+        value = REGISTRY.get_sample_value(
+            "textback_sends_total", {"result": result, "error_code": code}
+        )
+        return value or 0.0
+
+    box = make_outbox(standin.url)
+    sent, failed = count("sent", ""), count("failed", "21211")
+    box.deliver(put(box))
+    standin.faults.append(Fault(400, 21211))
+    box.deliver(put(box, body="another"))
+    assert count("sent", "") == sent + 1
+    assert count("failed", "21211") == failed + 1

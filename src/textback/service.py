@@ -124,20 +124,31 @@ class Textback:
                     else "no reply sent",
                     exc_info=cause,
                 )
-        metrics.ANSWER_SECONDS.observe(time.perf_counter() - started)
-        metrics.WEBHOOKS.labels("answered" if new else "duplicate").inc()
-        if new and sources:
-            metrics.REPLIES.labels(metrics.source_kind(sources[-1])).inc()
+        seconds = time.perf_counter() - started
+        metrics.ANSWER_SECONDS.observe(seconds)
+        outcome = "answered" if new else "duplicate"
+        metrics.WEBHOOKS.labels(outcome).inc()
+        kind = metrics.source_kind(sources[-1]) if new and sources else None
+        if kind is not None:
+            metrics.REPLIES.labels(kind).inc()
+        # Fields for TEXTBACK_LOG_FORMAT=json; the number masked, never the body.
+        fields = {
+            "sid": msg.sid,
+            "number": mask_number(msg.from_),
+            "outcome": outcome,
+            "source": kind,
+            "duration_ms": round(seconds * 1000, 2),
+        }
         if new:
             if not failures:
-                log.info("answered %s from %s", msg.sid, mask_number(msg.from_))
+                log.info("answered %s from %s", msg.sid, fields["number"], extra=fields)
         elif not twiml:
             # The SID belongs to a message we sent (one of our numbers texting another): it is
             # in the log already, and answering it could start two bots talking to each other.
             log.warning("%s is a message this server sent; not answered again", msg.sid)
             twiml = render(None)
         else:
-            log.info("replayed the stored answer to %s", msg.sid)
+            log.info("replayed the stored answer to %s", msg.sid, extra=fields)
         return twiml
 
     @staticmethod

@@ -14,15 +14,19 @@ from textback.core.text import terminal_safe
 @click.option("--workers", default=2, show_default=True, type=int, help="Sending threads.")
 def worker(workers: int) -> None:
     """Send the outbox's messages (huey consumer on TEXTBACK_QUEUE_URL). Stop with Ctrl-C."""
-    from textback.channel.rest import rest_client
+    from textback import metrics_folder
     from textback.config import Settings
-    from textback.outbound.outbox import Outbox
-    from textback.storage.store import Store
 
     if workers < 1:
         raise click.BadParameter("must be at least 1", param_hint="--workers")
     setup_logging()
     settings = Settings.load()
+    # Before prometheus-client is imported: the sends count into the folder `serve` reports.
+    metrics_folder.prepare(settings.instance_path / "metrics", wipe=False)
+    from textback.channel.rest import rest_client
+    from textback.outbound.outbox import Outbox
+    from textback.storage.store import Store
+
     rest_client(settings)  # no credentials: one line now, not a failure per message later
     with configured_engine(create_schema=True) as engine:
         outbox = Outbox(settings, Store(engine))

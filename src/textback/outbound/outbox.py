@@ -32,6 +32,7 @@ from huey import Huey
 from huey import crontab
 from sqlalchemy import Row
 
+from textback import metrics
 from textback.channel.rest import OPTED_OUT
 from textback.channel.rest import TwilioApiError
 from textback.channel.rest import call
@@ -157,6 +158,14 @@ class Outbox:
     def deliver(self, entry_id: int) -> Outcome | None:
         """Send row ``entry_id`` if it is ours to send; None when it is not (another worker has
         it, it is done or cancelled, or not due yet)."""
+        outcome = self._deliver(entry_id)
+        if outcome is not None:
+            code = getattr(outcome.error, "code", None)
+            result = "retry" if outcome.state == rows_module.SCHEDULED else outcome.state
+            metrics.SENDS.labels(result, str(code) if code else "").inc()
+        return outcome
+
+    def _deliver(self, entry_id: int) -> Outcome | None:
         entry = self.rows.claim(entry_id, self.settings.outbox_stale_after)
         if entry is None:
             return None

@@ -12,6 +12,7 @@ sent, is in textback's database, so a lost task is found again by the outbox's s
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from urllib.parse import parse_qsl
 from urllib.parse import urlencode
@@ -60,3 +61,19 @@ class EmbeddedConsumer(Consumer):  # type: ignore[misc]
 
     def _set_signal_handlers(self) -> None:
         """The host process handles signals."""
+
+
+@functools.lru_cache(maxsize=8)
+def _probe(url: str) -> Huey:
+    return make_queue(url)
+
+
+def queue_report(url: str) -> tuple[str | None, str]:
+    """For ``/readyz``: (a problem, or None; a line naming the storage and its backlog)."""
+    scheme = urlsplit(url).scheme.split("+", 1)[0] or "sqlite"
+    try:
+        waiting = _probe(url).pending_count()
+    except Exception as exc:  # any storage's error: the driver's first line is the reason
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return reason, f"queue ({scheme}): does not answer: {reason}"
+    return None, f"queue ({scheme}): ok, {waiting} task(s) waiting"

@@ -11,6 +11,7 @@ from flask import Blueprint
 from flask import Response
 from flask import current_app
 
+from textback.outbound.queue import queue_report
 from textback.storage.health import database_problem
 from textback.web import textback
 from textback.web.outage import RETRY_AFTER_SECONDS
@@ -47,11 +48,17 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """200 when the database answers; 503 with the reason when it does not."""
-    problem = database_problem(textback().store.engine)
+    """200 when the database answers; 503 with the reason when it does not. The queue the
+    outbox's workers read is reported on a second line (its problem alone is no 503: answering
+    webhooks needs only the database)."""
+    service = textback()
+    problem = database_problem(service.store.engine)
+    _, queue_line = queue_report(service.settings.queue_url)
     if problem is None:
         outage().answered()
-        return plain("ok", 200)
-    response = plain(f"503 Service Unavailable: the database does not answer: {problem}", 503)
+        return plain(f"ok\n{queue_line}", 200)
+    response = plain(
+        f"503 Service Unavailable: the database does not answer: {problem}\n{queue_line}", 503
+    )
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
