@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is no
 def planned(tmp_path: Path, *args: str) -> list[str]:
     """The commands `make ARGS` would run for a fresh virtualenv in tmp_path."""
     done = subprocess.run(
-        ["make", "-n", *args, f"VENV={tmp_path / 'venv'}"],
+        ["make", "--no-print-directory", "-n", *args, f"VENV={tmp_path / 'venv'}"],
         cwd=ROOT,
         capture_output=True,
         text=True,
