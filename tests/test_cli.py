@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import requests
 from click.testing import CliRunner
 from sqlalchemy import text
 
+from tests.served import free_port
 from textback.channel.forms import inbound_form
 from textback.channel.signature import sign
 from textback.cli import main
@@ -222,12 +222,6 @@ def test_db_upgrade_and_schema_behind(env: dict[str, str]) -> None:
         with engine.begin() as connection:
             connection.execute(text(f"UPDATE alembic_version SET version_num = '{head}'"))
         engine.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(url: str, process: subprocess.Popen[str]) -> None:

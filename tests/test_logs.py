@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.served import free_port
 from textback.errors import ConfigError
 from textback.logs import JsonFormatter
 from textback.logs import log_format
@@ -45,14 +45,8 @@ def test_a_wrong_format_is_named() -> None:
     assert log_format({}) == "text"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_a_served_webhook_logs_json_lines_without_the_body_or_number(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         key: value
         for key, value in os.environ.items()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,11 @@ import pytest
 import requests
 from flask import Flask
 
+from tests.served import free_port
 from textback.channel.forms import inbound_form
 from textback.channel.signature import sign
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(url: str, process: subprocess.Popen[str], seconds: float = 90) -> None:

@@ -14,7 +14,6 @@ import difflib
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from tests.served import free_port
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TOUR = "## A five-minute tour"
@@ -80,12 +81,6 @@ def normalised(lines: list[str]) -> list[str]:
             line = pattern.sub(replacement, line)
         out.append(line.rstrip())
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def user_environment(home: Path) -> dict[str, str]:

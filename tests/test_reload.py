@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 import requests
 from flask import Flask
 
+from tests.served import free_port
 from textback.reloading import Reloader
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
@@ -105,12 +105,6 @@ def test_a_changed_bot_module_is_reloaded_and_a_failing_one_kept_out(
     touch_later(module, 2)
     assert reloader.check() is False
     assert phone.send("ping").text == "PONG"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def simulate(cwd: Path, env: dict[str, str], url: str) -> str:

@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import func
 from sqlalchemy import select
 
+from tests.served import free_port
 from textback.channel.forms import inbound_form
 from textback.channel.signature import sign
 from textback.storage.engine import make_engine
@@ -48,12 +49,6 @@ class Served:
                 return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
         finally:
             engine.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _config(tmp_path: Path) -> dict[str, str]:
