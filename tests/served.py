@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import requests
+
 from textback.channel.forms import inbound_form
 from textback.channel.forms import signed_request
 from textback.testing import TEST_TOKEN
@@ -27,6 +29,22 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def wait_for(url: str, process: subprocess.Popen[str]) -> None:
+    """Until ``url`` answers at all; fails if ``process`` exits first or 60 s pass."""
+    deadline = time.monotonic() + 60  # imports alone take 10 s on a busy 2-core machine
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"server exited: {process.stderr.read() if process.stderr else ''}"
+            )
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer")
 
 
 def children(parent: int) -> list[int]:

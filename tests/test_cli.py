@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from click.testing import CliRunner
 from sqlalchemy import text
 
 from tests.served import free_port
+from tests.served import wait_for
 from textback.channel.forms import inbound_form
 from textback.channel.signature import sign
 from textback.cli import main
@@ -222,21 +222,6 @@ def test_db_upgrade_and_schema_behind(env: dict[str, str]) -> None:
         with engine.begin() as connection:
             connection.execute(text(f"UPDATE alembic_version SET version_num = '{head}'"))
         engine.dispose()
-
-
-def wait_for(url: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60  # imports alone take 10 s on a busy 2-core machine
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(
-                f"server exited: {process.stderr.read() if process.stderr else ''}"
-            )
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer")
 
 
 def textback(cwd: Path, environ: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,25 +15,11 @@ import requests
 from flask import Flask
 
 from tests.served import free_port
+from tests.served import wait_for
 from textback.channel.forms import inbound_form
 from textback.channel.signature import sign
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
-
-
-def wait_for(url: str, process: subprocess.Popen[str], seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(
-                f"server exited: {process.stderr.read() if process.stderr else ''}"
-            )
-        try:
-            requests.get(url, timeout=2)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer in {seconds} s")
 
 
 def sample(text: str, name: str, **labels: str) -> float:
