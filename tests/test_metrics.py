@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import requests
 from flask import Flask
 
-from tests.served import free_port
-from tests.served import wait_for
+from tests.served import textback_serve
 from textback.channel.forms import inbound_form
 from textback.channel.signature import sign
 from textback.testing import TEST_TOKEN
@@ -78,56 +72,25 @@ def test_a_token_opens_metrics_to_a_scraper_elsewhere(make_app: Callable[..., Fl
     assert client.get("/metrics").status_code == 404  # the token is asked of local scrapers too
 
 
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], str]]:
-    processes: list[subprocess.Popen[str]] = []
-
-    def start(environ: dict[str, str]) -> str:
-        port = free_port()
-        command = [sys.executable, "-m", "textback.cli", "serve", "--bind", f"127.0.0.1:{port}"]
-        process = subprocess.Popen(
-            [*command, "--workers", "3"],
-            cwd=tmp_path,
-            env=environ,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        processes.append(process)
-        url = f"http://127.0.0.1:{port}"
-        wait_for(url, process)
-        return url
-
-    yield start
-    for process in processes:
-        process.terminate()
-        process.communicate(timeout=20)
-
-
 def test_counts_add_up_over_the_workers_of_textback_serve(
-    tmp_path: Path, database_url: str, serve: Callable[[dict[str, str]], str]
+    tmp_path: Path, database_url: str
 ) -> None:
-    environ = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("TEXTBACK_", "TWILIO_"))},
-        "TEXTBACK_INSTANCE": str(tmp_path / "instance"),
-        "DATABASE_URL": database_url,
-        "TWILIO_AUTH_TOKEN": "prod-token",
-        "TEXTBACK_PUBLIC_URL": "https://sms.example.com",
-    }
-    url = serve(environ)
-    session = requests.Session()
     sent = 24
-    for number in range(sent):
-        form = inbound_form("Hello", from_=f"+1555000{number:04d}")
-        signature = sign("prod-token", "https://sms.example.com/twilio", form)
-        answer = session.post(
-            url + "/twilio", data=form, headers={"X-Twilio-Signature": signature}, timeout=10
-        )
-        assert answer.status_code == 200
-    # A new connection per scrape lands on any worker; each must report the machine's total.
-    totals = set()
-    for _ in range(6):
-        text = requests.get(url + "/metrics", timeout=10).text
-        totals.add(sample(text, "textback_webhooks_total", outcome="answered"))
+    with textback_serve(tmp_path, database_url=database_url, workers=3) as served:
+        url = f"http://127.0.0.1:{served.port}"
+        session = requests.Session()
+        for number in range(sent):
+            form = inbound_form("Hello", from_=f"+1555000{number:04d}")
+            signature = sign(TEST_TOKEN, served.public_url + "/twilio", form)
+            answer = session.post(
+                url + "/twilio", data=form, headers={"X-Twilio-Signature": signature}, timeout=10
+            )
+            assert answer.status_code == 200
+        # A new connection per scrape lands on any worker; each must report the machine's total.
+        totals = set()
+        for _ in range(6):
+            text = requests.get(url + "/metrics", timeout=10).text
+            totals.add(sample(text, "textback_webhooks_total", outcome="answered"))
     assert totals == {float(sent)}
     pids = {path.name.split("_")[-1] for path in (tmp_path / "instance" / "metrics").glob("*.db")}
     assert len(pids) >= 2, "the webhooks should have been spread over several workers"
