@@ -21,6 +21,7 @@ from textback.core.bot import Route
 from textback.core.conversation import Conversation
 from textback.core.flows import LEAVE
 from textback.core.flows import Flow
+from textback.core.flows import Timer
 from textback.core.matchers import Keyword
 from textback.core.message import END
 from textback.core.message import Inbound
@@ -43,7 +44,8 @@ class Decision:
     "stopped", "left", "ended", "expired"), None when it goes on (or there was none); a new
     conversation may then start in the same message. ``ended_values`` are the ended run's final
     values (None: as stored). ``expire_after`` is the idle time after which ``conversation`` is
-    forgotten.
+    forgotten. ``timers`` replace the open run's timers (a flow question's reminder and expiry
+    message); None leaves them as they are. A run that ends loses its timers.
     """
 
     reply: Reply
@@ -53,6 +55,7 @@ class Decision:
     ended: str | None = None
     ended_values: dict[str, str] | None = None
     expire_after: timedelta | None = None
+    timers: tuple[Timer, ...] | None = None
 
 
 def failed(
@@ -150,7 +153,13 @@ def decide(
     step = flows.answer(flow, conversation, msg)
     if step.completed:
         return Decision(step.reply, step.source, None, ended="completed", ended_values=step.values)
-    return Decision(step.reply, step.source, step.conversation, expire_after=settings.expire_after)
+    return Decision(
+        step.reply,
+        step.source,
+        step.conversation,
+        expire_after=settings.expire_after,
+        timers=step.timers,
+    )
 
 
 def _unforgiving(route: Route) -> Route:
@@ -186,6 +195,7 @@ def _start(flow: Flow, msg: Inbound, *, ended: str | None) -> Decision:
         begun.conversation,
         ended=ended,
         expire_after=flow.settings.expire_after,
+        timers=begun.timers,
     )
 
 

@@ -279,5 +279,7 @@ class InboundRecorder:
                 before=conversation,
                 decision=decision,
                 stamp=stamp,
+                our_number=our_number,
+                number=number,
             )
         return decided.twiml, True
