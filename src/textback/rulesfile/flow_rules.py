@@ -230,8 +230,12 @@ def _step(raw: Any, saved: list[str], expire_after: timedelta) -> tuple[Step, St
 
 
 def _shown(duration: timedelta) -> str:
+    """A duration as it is usually written: ``24h``, ``7d``, ``30m``."""
     seconds = int(duration.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+    units = (
+        (("d", 86400), ("h", 3600), ("m", 60)) if seconds >= 2 * 86400 else (("h", 3600), ("m", 60))
+    )
+    for unit, size in units:
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
