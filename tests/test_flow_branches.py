@@ -4,10 +4,13 @@ branch to nowhere and a flow a contact can never finish."""
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from flask import Flask
 
 from textback.cli import main
 from textback.core import flows
@@ -18,6 +21,8 @@ from textback.core.message import Inbound
 from textback.errors import RulesError
 from textback.rulesfile.rules import parse_rules
 from textback.rulesfile.unreachable import unreachable
+from textback.testing import TEST_TOKEN
+from textback.testing import Phone
 
 SURVEY = r"""
 [[flow]]
@@ -291,3 +296,15 @@ def test_check_accepts_the_survey(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["check"], env={"TEXTBACK_INSTANCE": str(tmp_path / "i")})
     assert result.exit_code == 0, result.output
     assert "1 flow(s)" in result.output and "warning: textback.toml" not in result.output
+
+
+def test_the_project_templates_feedback_flow(make_app: Callable[..., Flask]) -> None:
+    """The branching example `textback init` writes (its `textback check` is clean: test_init)."""
+    template = files("textback.project") / "textback.toml"
+    phone = Phone(make_app(TEXTBACK_RULES=str(template)), TEST_TOKEN)
+    assert phone.send("feedback").text == "How did we do, from 1 to 5?"
+    assert phone.send("great").text == "Please reply with a number from 1 to 5."
+    assert phone.send("5").text == "Thanks for your feedback!"
+    phone.send("feedback")
+    assert phone.send("2").text == "Sorry to hear it. What could we do better?"
+    assert phone.send("Faster replies").text == "Thanks for your feedback!"
