@@ -308,3 +308,22 @@ def test_the_project_templates_feedback_flow(make_app: Callable[..., Flask]) -> 
     phone.send("feedback")
     assert phone.send("2").text == "Sorry to hear it. What could we do better?"
     assert phone.send("Faster replies").text == "Thanks for your feedback!"
+
+
+def section(title: str) -> str:
+    text = (Path(__file__).parent.parent / "docs" / "conversations.md").read_text()
+    return text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_docs_branching_example_says_what_it_does(
+    make_app: Callable[..., Flask], tmp_path: Path
+) -> None:
+    doc = section("Branching")
+    toml = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    transcript = doc.split("```text\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "docs.toml").write_text(toml)
+    phone = Phone(make_app(TEXTBACK_RULES=str(tmp_path / "docs.toml")), TEST_TOKEN)
+    lines = [line.split("←") for line in transcript.strip().splitlines()]
+    assert len(lines) == 6
+    for sent, reply in lines:
+        assert phone.send(sent.removeprefix("→").strip()).text == reply.strip()
