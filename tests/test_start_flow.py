@@ -232,6 +232,14 @@ def test_start_flow_command_for_a_group(
     # Queued for `textback worker`: nothing is sent by the command itself.
     assert [tuple(q) for q in questions] == [(CAT, RATE, states.QUEUED), (ANN, RATE, states.QUEUED)]
     assert standin.bodies() == []
+    # Each run's reminder and expiry are on the queue for their time, not left to the sweep.
+    from textback.outbound.queue import make_queue
+
+    queue = make_queue(env["TEXTBACK_QUEUE_URL"])
+    Outbox(Settings.load(env, environ={}), store, queue)  # registers the send task to read them
+    etas = sorted(str(task.eta) for task in queue.pending())
+    assert len(etas) == 6 and etas.count("None") == 2  # the questions now, four timers later
+    queue.storage.close()
     again = CliRunner().invoke(main, ["start-flow", "survey", "--to", ANN, "--from", OURS], env=env)
     assert again.output.splitlines() == [
         f"skipped  {ANN}: already in flow 'survey' (--replace ends it)",

@@ -28,6 +28,7 @@ from textback.errors import TextbackError
 from textback.outbound.outbox import Outbox
 from textback.outbound.outbox import is_messaging_service
 from textback.outbound.send import last_number_used
+from textback.storage import flow_timers
 from textback.storage.flow_starts import begin_run
 from textback.storage.store import Store
 
@@ -61,8 +62,8 @@ def start_flow(
     ``from_`` is our number the questions come from (default: the one each contact last
     texted). A contact who opted out is skipped, and so is one already in a conversation unless
     ``replace`` (that conversation then ends as "cancelled"). Each run and its first question
-    are written in one transaction; the question is queued for a worker after the commit.
-    Raises TextbackError for an unknown flow or a Messaging Service as ``from_``.
+    are written in one transaction; after the commit the question is queued for a worker, and
+    the run's timers (reminder, expiry message) for their time. Raises TextbackError for an unknown flow or a Messaging Service as ``from_``.
     """
     flow = rules.flow(name)
     if flow is None:
@@ -92,7 +93,7 @@ def start_flow(
             expire_after=flow.settings.expire_after,
             timers=begun.timers,
         )
-        entry_id = None
+        entry_id, timers = None, []
         with store.write_lock, store.engine.begin() as connection:
             run_id, skipped = begin_run(
                 connection,
@@ -113,10 +114,13 @@ def start_flow(
                     source=begun.source,
                     key=f"flow:{run_id}:start",
                 )
+                timers = flow_timers.waiting(connection, run_id)
         if entry_id is None:
             results.append(FlowStart(number, skipped=skipped))
             continue
         box.enqueue(entry_id)
+        for timer_id, due in timers:  # on time, not at the next sweep after they are due
+            box.enqueue(timer_id, due)
         log.info("flow %s started for %s (run %s)", flow.name, mask_number(number), run_id)
         results.append(FlowStart(number, run_id=run_id, outbox_id=entry_id))
     return results

@@ -136,6 +136,17 @@ def cancel(
     return len(ids)
 
 
+def waiting(connection: Connection, run_id: int) -> list[tuple[int, datetime]]:
+    """The run's waiting timers: (outbox id, when it is due), in order."""
+    rows = connection.execute(
+        select(_outbox.c.id, _outbox.c.send_at)
+        .join(flow_timers, flow_timers.c.outbox_id == _outbox.c.id)
+        .where(flow_timers.c.run_id == run_id, flow_timers.c.state == WAITING)
+        .order_by(_outbox.c.id)
+    ).all()
+    return [(int(entry_id), send_at) for entry_id, send_at in rows]
+
+
 @dataclass(frozen=True)
 class Fired:
     """What ``fire`` found: send the row now, send it ``later`` (not due yet), or not at all
