@@ -11,7 +11,9 @@ with the claim, or not at all.
 Per message this writes the inbound row and the reply row (and their entries in the sid,
 contact and time indexes; a reply has no SID yet, so no sid entry). The contact row is only
 written for a new contact or an opt-out change: when a contact was last seen is the time of
-their latest message, found through the contact index.
+their latest message, found through the contact index. The sender's profile (name, fields,
+groups) is read, with one more statement, only when the caller asks for it: when the rules or
+handlers name the contact; what a flow's answer saves to it is written in the transaction.
 """
 
 from __future__ import annotations
@@ -34,11 +36,15 @@ from sqlalchemy.sql.elements import BindParameter
 
 from textback.core.conversation import Conversation
 from textback.core.message import Inbound
+from textback.core.profile import ContactProfile
 from textback.core.responder import Decision
 from textback.storage.models import INBOUND
 from textback.storage.models import OUTBOUND
 from textback.storage.models import clean
 from textback.storage.prepared import Prepared
+from textback.storage.profiles import PROFILE_OF_NUMBER
+from textback.storage.profiles import profile_from_row
+from textback.storage.profiles import save_changes
 from textback.storage.runs import OPEN_RUN
 from textback.storage.runs import conversation_of
 from textback.storage.runs import save_conversation
@@ -60,9 +66,10 @@ def params_json(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
 
 
 class ContactState:
-    """What is known about the sender when their message is answered."""
+    """What is known about the sender when their message is answered; ``profile`` is None
+    unless it was asked for (``with_profile``)."""
 
-    __slots__ = ("contact_id", "conversation", "opted_out", "run_id")
+    __slots__ = ("contact_id", "conversation", "opted_out", "profile", "run_id")
 
     def __init__(
         self,
@@ -70,11 +77,13 @@ class ContactState:
         opted_out: bool,
         conversation: Conversation | None,
         run_id: int | None,
+        profile: ContactProfile | None = None,
     ) -> None:
         self.contact_id = contact_id
         self.opted_out = opted_out
         self.conversation = conversation
         self.run_id = run_id
+        self.profile = profile
 
 
 class Decided:
@@ -179,6 +188,7 @@ class InboundStatements:
             )
         )
         self.open_run = OPEN_RUN
+        self.profile = PROFILE_OF_NUMBER
 
 
 class InboundRecorder:
@@ -191,14 +201,17 @@ class InboundRecorder:
         self.sql = InboundStatements(insert)
         self._prepared = {
             name: Prepared(getattr(self.sql, name), engine.dialect)
-            for name in ("contact", "claim", "stored", "open_run", "reply", "answered")
+            for name in ("contact", "claim", "stored", "open_run", "reply", "answered", "profile")
         }
         self._write_lock = write_lock
 
-    def record(self, msg: Inbound, decide: Decider, stamp: datetime) -> tuple[str, bool]:
+    def record(
+        self, msg: Inbound, decide: Decider, stamp: datetime, *, with_profile: bool = False
+    ) -> tuple[str, bool]:
         """Store ``msg`` and what ``decide`` gives; returns (TwiML, whether it was new).
 
         A MessageSid seen before is not decided again: its stored TwiML is returned as it was.
+        With ``with_profile``, ``decide`` gets the sender's profile in ``ContactState.profile``.
         """
         sql, run = self.sql, self._prepared
         our_number, number = clean(msg.to), clean(msg.from_)
@@ -237,7 +250,11 @@ class InboundRecorder:
                 return (stored[0] if stored is not None else None) or "", False
             open_run = run["open_run"].first_row(connection, {"contact_id": contact_id})
             conversation, run_id = conversation_of(connection, open_run, stamp)
-            state = ContactState(contact_id, bool(opted_out), conversation, run_id)
+            profile = None
+            if with_profile:
+                found = run["profile"].first_row(connection, {"number": number})
+                profile = profile_from_row(number, found)
+            state = ContactState(contact_id, bool(opted_out), conversation, run_id, profile)
             decided = decide(connection, state)
             decision, reply = decided.decision, decided.decision.reply
             if not reply.is_empty:
@@ -280,4 +297,6 @@ class InboundRecorder:
                 decision=decision,
                 stamp=stamp,
             )
+            if decision.contact_changes:
+                save_changes(connection, number, decision.contact_changes, stamp)
         return decided.twiml, True
