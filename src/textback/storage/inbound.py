@@ -42,7 +42,7 @@ from textback.storage.models import INBOUND
 from textback.storage.models import OUTBOUND
 from textback.storage.models import clean
 from textback.storage.prepared import Prepared
-from textback.storage.profiles import PROFILE_OF_NUMBER
+from textback.storage.profiles import profile_of_number
 from textback.storage.profiles import profile_from_row
 from textback.storage.profiles import save_changes
 from textback.storage.runs import OPEN_RUN
@@ -112,7 +112,7 @@ class InboundStatements:
     (prepared.py) and then only executed.
     """
 
-    def __init__(self, insert: Insert) -> None:
+    def __init__(self, insert: Insert, dialect: str) -> None:
         stamp = _param(messages, "created_at", "stamp")
         our_number = _param(contacts, "our_number")
         number = _param(contacts, "number")
@@ -188,7 +188,7 @@ class InboundStatements:
             )
         )
         self.open_run = OPEN_RUN
-        self.profile = PROFILE_OF_NUMBER
+        self.profile = profile_of_number(dialect)
 
 
 class InboundRecorder:
@@ -198,7 +198,7 @@ class InboundRecorder:
         self, engine: Engine, insert: Insert, write_lock: AbstractContextManager[None]
     ) -> None:
         self.engine = engine
-        self.sql = InboundStatements(insert)
+        self.sql = InboundStatements(insert, engine.dialect.name)
         self._prepared = {
             name: Prepared(getattr(self.sql, name), engine.dialect)
             for name in ("contact", "claim", "stored", "open_run", "reply", "answered", "profile")
