@@ -163,7 +163,8 @@ def test_without_contact_names_the_profile_is_not_read(
 
     def spy(msg: Inbound, decide: Any, *, with_profile: bool = False) -> tuple[str, bool]:
         asked.append(with_profile)
-        return record(msg, decide, with_profile=with_profile)
+        found: tuple[str, bool] = record(msg, decide, with_profile=with_profile)
+        return found
 
     monkeypatch.setattr(store, "record_inbound", spy)
     assert Phone(app, TEST_TOKEN).send("hours", from_=ANN).text == f"9 to 5, {ANN}."
@@ -201,7 +202,7 @@ def test_admin_shows_and_edits_the_contact(admin_app: Flask, admin: FlaskClient)
     assert '<dd class="name">Ann &lt;b&gt;Lee&lt;/b&gt;</dd>' in html
     assert '<span class="tag">patients</span>' in html and "Oakland" in html
 
-    form = {
+    form: dict[str, Any] = {
         "name": "Ann Lee",
         "language": "es",
         "timezone": "America/Chicago",
@@ -209,20 +210,22 @@ def test_admin_shows_and_edits_the_contact(admin_app: Flask, admin: FlaskClient)
         "field_name": ["city", "zip"],
         "field_value": ["", "94607"],  # city emptied: removed; zip added
     }
-    response = post(admin, thread + "/profile", form)  # type: ignore[arg-type]
+    response = post(admin, thread + "/profile", form)
     assert "Contact saved." in response.get_data(as_text=True)
     assert profile_for(engine_of(admin_app), ANN) == ContactProfile(
         ANN, "Ann Lee", "es", "America/Chicago", {"zip": "94607"}, ("patients", "volunteers")
     )
 
-    bad = post(admin, thread + "/profile", {**form, "timezone": "Mars/Base"})  # type: ignore[arg-type]
+    bad = post(admin, thread + "/profile", {**form, "timezone": "Mars/Base"})
     assert "Not saved: time zone &#39;Mars/Base&#39;" in bad.get_data(as_text=True)
     assert profile_for(engine_of(admin_app), ANN).timezone == "America/Chicago"
 
     # A contact with no profile gets one from the form.
     bob = f"/admin/conversations/{contact_id(admin_app, BOB)}"
     post(admin, bob + "/profile", {"name": "Bob", "field_name": "vip", "field_value": "yes"})
-    assert profile_for(engine_of(admin_app), BOB) == ContactProfile(BOB, "Bob", fields={"vip": "yes"})
+    assert profile_for(engine_of(admin_app), BOB) == ContactProfile(
+        BOB, "Bob", fields={"vip": "yes"}
+    )
 
 
 def test_admin_profile_edit_needs_the_csrf_token(admin_app: Flask, admin: FlaskClient) -> None:

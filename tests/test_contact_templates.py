@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 
@@ -48,8 +49,11 @@ def inbound(body: str, from_: str = ANN.number) -> Inbound:
         ("Hi {contact.name|there}!", None, "Hi there!"),
         ("{contact.fields.city|your town}, {body}", ANN, "Oakland, yes"),
         ("{contact.fields.zip|no zip}", ANN, "no zip"),
-        ("{contact.language} {contact.timezone} {contact.phone}", ANN, "es America/Los_Angeles "
-         "+14155550100"),
+        (
+            "{contact.language} {contact.timezone} {contact.phone}",
+            ANN,
+            "es America/Los_Angeles +14155550100",
+        ),
         ("{{contact.name}} is {contact.name|my friend}", ANN, "{contact.name} is Ann"),
         ("{contact.name|}", ContactProfile("+1"), ""),
     ],
@@ -70,9 +74,12 @@ def test_a_template_without_contact_names_does_not_use_the_contact() -> None:
 @pytest.mark.parametrize(
     ("text", "error"),
     [
-        ("{contact.nmae}", "unknown name {contact.nmae} in '{contact.nmae}'; a contact has "
-         "{contact.name}, {contact.language}, {contact.timezone}, {contact.phone}, "
-         "{contact.fields.NAME}"),
+        (
+            "{contact.nmae}",
+            "unknown name {contact.nmae} in '{contact.nmae}'; a contact has "
+            "{contact.name}, {contact.language}, {contact.timezone}, {contact.phone}, "
+            "{contact.fields.NAME}",
+        ),
         ("{contact}", "name one of the contact's values, like {contact.name}"),
         ("{contact.fields}", "a field is named like {contact.fields.city}"),
         ("{contact.fields.City}", "a field is named like {contact.fields.city}"),
@@ -80,8 +87,11 @@ def test_a_template_without_contact_names_does_not_use_the_contact() -> None:
         ("{body|nothing}", "a default after | is for the contact's names only"),
         ("{contact.name!r}", "a contact's name takes no ! or :"),
         ("{contact.name|Dear: friend}", "a contact's name takes no ! or :"),
-        ("{nme}", "unknown name {nme} in '{nme}'; available: {body}, {from}, {to}, "
-         "{contact.name}, {contact.language}"),
+        (
+            "{nme}",
+            "unknown name {nme} in '{nme}'; available: {body}, {from}, {to}, "
+            "{contact.name}, {contact.language}",
+        ),
     ],
 )
 def test_contact_names_are_checked_when_loaded(text: str, error: str) -> None:
@@ -97,7 +107,7 @@ def test_contact_names_only_where_the_contact_is_available() -> None:
     assert Template("{contact}", MESSAGE_FIELDS | {"contact"}).fill({"contact": "x"}) == "x"
 
 
-RULES = {
+RULES: dict[str, Any] = {
     "rule": [
         {"keyword": "hi", "reply": "Hi {contact.name|there}, still in {contact.fields.city}?"},
         {"keyword": "hours", "reply": "9 to 5."},
@@ -238,15 +248,21 @@ def test_an_edited_profile_is_checked() -> None:
     assert person == ContactProfile(
         ANN.number, "Ann Lee", "en", "", {"city": "Oakland"}, ("patients", "volunteers")
     )
-    for bad, error in [
+    bads: list[tuple[dict[str, Any], str]] = [
         ({"language": "english!"}, "language 'english!'"),
         ({"timezone": "Mars/Base"}, "time zone 'Mars/Base'"),
         ({"groups": "a/b"}, "group 'a/b'"),
         ({"name": "x" * 201}, "at most 200 characters"),
         ({"fields": [("City", "x")]}, "field 'City'"),
-    ]:
-        values: dict[str, object] = {
-            "name": "", "language": "", "timezone": "", "groups": "", "fields": [], **bad,
+    ]
+    for bad, error in bads:
+        values: dict[str, Any] = {
+            "name": "",
+            "language": "",
+            "timezone": "",
+            "groups": "",
+            "fields": [],
+            **bad,
         }
         with pytest.raises(TextbackError, match=re.escape(error)):
-            edited(ANN.number, **values)  # type: ignore[arg-type]
+            edited(ANN.number, **values)

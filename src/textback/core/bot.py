@@ -247,9 +247,7 @@ class Bot:
         return (
             self.dispatch_state(msg, conversation, contact=contact)
             or self.dispatch_handlers(msg, conversation, contact=contact)
-            or self.dispatch_rules(
-                msg, conversation, rules=rules, default=default, contact=contact
-            )
+            or self.dispatch_rules(msg, conversation, rules=rules, default=default, contact=contact)
         )
 
     def dispatch_state(

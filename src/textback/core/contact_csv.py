@@ -20,8 +20,8 @@ from textback.core.profile import FIELD_NAME
 from textback.core.profile import FIXED
 from textback.core.profile import ContactProfile
 from textback.core.profile import group_problem
-from textback.core.profile import problem
 from textback.core.profile import split_groups
+from textback.core.profile import value_problem
 from textback.errors import TextbackError
 
 # A cell a spreadsheet would run as a formula; written with a leading ' on export.
@@ -92,7 +92,7 @@ def _profile(
 ) -> ContactProfile:
     number = normalize(cells.get("phone", ""))
     for name in ("name", "language", "timezone"):
-        found = problem(name, cells.get(name, ""))
+        found = value_problem(name, cells.get(name, ""))
         if found is not None:
             raise TextbackError(found)
     language = cells.get("language", "")

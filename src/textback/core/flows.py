@@ -19,7 +19,7 @@ from textback.core.matchers import Keyword
 from textback.core.message import Inbound
 from textback.core.message import Reply
 from textback.core.profile import ContactProfile
-from textback.core.profile import problem
+from textback.core.profile import value_problem
 from textback.core.templates import Template
 
 # What a rule keyword arriving mid-flow does (``rule_keywords`` in the rules file).
@@ -61,7 +61,7 @@ class Step:
         """Whether ``answer`` (stripped) answers this step."""
         if not answer or (self.expect is not None and not self.expect.search(answer)):
             return False
-        return self.save_to is None or problem(self.save_to, answer) is None
+        return self.save_to is None or value_problem(self.save_to, answer) is None
 
     def templates(self) -> Iterator[Template]:
         """The step's texts: its question, its pictures and its retry."""

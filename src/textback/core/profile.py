@@ -58,15 +58,18 @@ class ContactProfile:
         """This profile with ``changes`` (names as in ``value``) applied."""
         if not changes:
             return self
-        own = {name: value for name, value in changes.items() if name in CHANGEABLE}
         fields = {
             name.removeprefix(FIELDS): value
             for name, value in changes.items()
             if name.startswith(FIELDS)
         }
-        if fields:
-            own["fields"] = MappingProxyType({**self.fields, **fields})  # type: ignore[assignment]
-        return replace(self, **own)  # type: ignore[arg-type]
+        return replace(
+            self,
+            name=changes.get("name", self.name),
+            language=changes.get("language", self.language),
+            timezone=changes.get("timezone", self.timezone),
+            fields=MappingProxyType({**self.fields, **fields}) if fields else self.fields,
+        )
 
 
 def target(written: str) -> str:
@@ -91,21 +94,29 @@ def target(written: str) -> str:
     return FIELDS + field_part
 
 
-def problem(name: str, value: str) -> str | None:
+def value_problem(name: str, value: str) -> str | None:
     """Why ``value`` cannot be the contact's ``name`` (as in ``ContactProfile.value``), or None."""
     if name == "name" and len(value) > MAX_NAME:
         return f"a name is at most {MAX_NAME} characters"
-    if name == "language" and value:
-        if not _LANGUAGE.fullmatch(value) or len(value) > MAX_LANGUAGE:
-            return f"language {value!r}: give a code like en, es or pt-BR"
-    if name == "timezone" and value:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            return f"time zone {value!r}: give one like America/Chicago"
-        if len(value) > MAX_TIMEZONE:
-            return f"time zone {value!r}: give one like America/Chicago"
+    if name == "language" and value and not _is_language(value):
+        return f"language {value!r}: give a code like en, es or pt-BR"
+    if name == "timezone" and value and not _is_timezone(value):
+        return f"time zone {value!r}: give one like America/Chicago"
     return None
+
+
+def _is_language(value: str) -> bool:
+    return len(value) <= MAX_LANGUAGE and _LANGUAGE.fullmatch(value) is not None
+
+
+def _is_timezone(value: str) -> bool:
+    if len(value) > MAX_TIMEZONE:
+        return False
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def group_problem(group: str) -> str | None:
@@ -133,7 +144,7 @@ def edited(
     ``;``, a field left empty removed. Raises TextbackError naming the first thing wrong."""
     values = {"name": name.strip(), "language": language.strip(), "timezone": timezone.strip()}
     for key, value in values.items():
-        found = problem(key, value)
+        found = value_problem(key, value)
         if found is not None:
             raise TextbackError(found)
     names = split_groups(groups)

@@ -42,8 +42,8 @@ from textback.storage.models import INBOUND
 from textback.storage.models import OUTBOUND
 from textback.storage.models import clean
 from textback.storage.prepared import Prepared
-from textback.storage.profiles import profile_of_number
 from textback.storage.profiles import profile_from_row
+from textback.storage.profiles import profile_of_number
 from textback.storage.profiles import save_changes
 from textback.storage.runs import OPEN_RUN
 from textback.storage.runs import conversation_of

@@ -14,11 +14,11 @@ from typing import cast
 
 from sqlalchemy import Connection
 from sqlalchemy import Engine
+from sqlalchemy import Select
 from sqlalchemy import Table
 from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import func
-from sqlalchemy import Select
 from sqlalchemy import insert
 from sqlalchemy import literal_column
 from sqlalchemy import select
@@ -36,7 +36,6 @@ from textback.storage.tables import insert_for
 profiles = cast(Table, Profile.__table__)
 groups = cast(Table, Group.__table__)
 profile_groups = cast(Table, ProfileGroup.__table__)
-
 
 
 def profile_of_number(dialect: str) -> Select[Any]:
