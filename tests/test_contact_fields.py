@@ -281,3 +281,20 @@ def test_check_knows_the_contact_names(tmp_path: Path, database_url: str) -> Non
         "'Hi {contact.nmae}'; a contact has {contact.name}, {contact.language}, "
         "{contact.timezone}, {contact.phone}, {contact.fields.NAME}"
     )
+
+
+def test_replay_answers_with_the_profiles(
+    phone: Phone, textback_app: Flask, database_url: str, rules_path: Path, tmp_path: Path
+) -> None:
+    save_profiles(engine_of(textback_app), [ContactProfile(ANN, "Ann")])
+    assert phone.send("hi", from_=ANN).text.startswith("Hi Ann!")
+    env = {
+        "DATABASE_URL": database_url,
+        "TEXTBACK_INSTANCE": str(tmp_path / "instance"),
+        "TEXTBACK_RULES": str(rules_path),
+    }
+    result = CliRunner().invoke(main, ["replay"], env=env)
+    assert (result.exit_code, result.stdout) == (
+        0,
+        f"1 message(s) replayed against {rules_path}: no differences\n",
+    )
