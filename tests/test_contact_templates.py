@@ -56,6 +56,7 @@ def inbound(body: str, from_: str = ANN.number) -> Inbound:
         ),
         ("{{contact.name}} is {contact.name|my friend}", ANN, "{contact.name} is Ann"),
         ("{contact.name|}", ContactProfile("+1"), ""),
+        ("{contact.name} [{body:>5}] {body!r}", ANN, "Ann [  yes] 'yes'"),
     ],
 )
 def test_contact_names_fill_in(text: str, contact: ContactProfile | None, filled: str) -> None:
@@ -86,6 +87,8 @@ def test_a_template_without_contact_names_does_not_use_the_contact() -> None:
         ("{contact.fields.a.b}", "a field is named like {contact.fields.city}"),
         ("{body|nothing}", "a default after | is for the contact's names only"),
         ("{contact.name!r}", "a contact's name takes no ! or :"),
+        ("{contact.name:>9}", "a contact's name takes no ! or :"),
+        ("{contact.name} {body:{to}}", "nested fields are not supported"),
         ("{contact.name|Dear: friend}", "a contact's name takes no ! or :"),
         (
             "{nme}",

@@ -52,7 +52,7 @@ class Template:
         plain: set[str] = set()
         contact: list[ContactName] = []
         keys: list[str] = []  # each field's key in the text filled in
-        for _, field_name, conversion, format_spec in pieces:
+        for _, field_name, format_spec, conversion in pieces:
             if field_name is None:
                 continue
             if _is_contact(field_name, available):
@@ -61,6 +61,8 @@ class Template:
                 contact.append(_contact_name(field_name, conversion, format_spec, text, contact))
                 keys.append(contact[-1].key)
             else:
+                if format_spec and "{" in format_spec:
+                    raise TemplateError(f"nested fields are not supported in {text!r}")
                 plain.add(_plain_name(field_name, text))
                 keys.append(field_name)
         self.fields = frozenset(plain)
@@ -167,7 +169,7 @@ def _rewritten(pieces: list[Piece], keys: list[str]) -> str:
     """The template as a str.format text with each field under its plain key."""
     out = []
     fields = iter(keys)
-    for literal, field_name, conversion, format_spec in pieces:
+    for literal, field_name, format_spec, conversion in pieces:
         out.append(literal.replace("{", "{{").replace("}", "}}"))
         if field_name is not None:
             suffix = (f"!{conversion}" if conversion else "") + (
