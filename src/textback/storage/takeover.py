@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_
 from sqlalchemy import case
@@ -91,20 +92,24 @@ class Takeovers:
     def replied(self, contact_id: int, *, seen: int | None) -> None:
         """The person answered the contact, having seen their messages up to id ``seen`` (all,
         when None): what is still waiting is only what came after."""
-        later = select(func.min(messages.c.created_at)).where(
-            messages.c.contact_id == contact_id,
-            messages.c.direction == INBOUND,
-            messages.c.source == TAKEN_OVER,
-        )
+        still: Any = None
         if seen is not None:
-            later = later.where(messages.c.id > seen)
-        # Only messages since the take-over wait (they all have this source, and a take-over
-        # clears waiting_since; an earlier take-over's messages are older than it).
-        later = later.where(messages.c.created_at >= contacts.c.taken_over_at)
+            # Only messages since this take-over wait: an earlier one's are older than it.
+            still = (
+                select(func.min(messages.c.created_at))
+                .where(
+                    messages.c.contact_id == contact_id,
+                    messages.c.id > seen,
+                    messages.c.direction == INBOUND,
+                    messages.c.source == TAKEN_OVER,
+                    messages.c.created_at >= contacts.c.taken_over_at,
+                )
+                .scalar_subquery()
+            )
         statement = (
             update(contacts)
             .where(and_(contacts.c.id == contact_id, contacts.c.waiting_since.is_not(None)))
-            .values(waiting_since=later.scalar_subquery())
+            .values(waiting_since=still)
         )
         with self.store.write_lock, self.engine.begin() as connection:
             connection.execute(statement)
