@@ -463,3 +463,39 @@ def test_conversation_state_is_untouched_by_take_over_and_kept_values_stay(
     with store_of(app).engine.connect() as connection:
         (run,) = connection.execute(select(flow_runs))
     assert (run.status, dict(run._mapping["values"])) == ("cancelled", {"name": "Ann"})
+
+
+def test_the_flag_costs_the_answer_no_query(tmp_path: Any) -> None:
+    """Every SQL statement SQLite runs while answering: the take-over is read with the contact
+    row, and written only by the first message that waits."""
+    from sqlalchemy import event
+
+    from textback import create_app
+
+    app = create_app(
+        {
+            "TEXTBACK_INSTANCE": str(tmp_path / "instance"),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'traced.db'}",
+            "TWILIO_AUTH_TOKEN": TEST_TOKEN,
+        }
+    )
+    statements: list[str] = []
+
+    @event.listens_for(store_of(app).engine, "connect")
+    def trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(statements.append)
+
+    store_of(app).engine.dispose()  # new connections, traced
+    phone = Phone(app, TEST_TOKEN)
+    phone.send("hi", from_=ALICE)
+
+    def contact_statements(body: str) -> list[str]:
+        statements.clear()
+        phone.send(body, from_=ALICE)
+        return [s.split()[0] for s in statements if "contacts" in s.split("WHERE")[0]]
+
+    assert contact_statements("hello") == ["SELECT"]
+    Takeovers(store_of(app)).take_over(contact_of(app, ALICE), by="admin")
+    assert contact_statements("first waiting") == ["SELECT", "UPDATE"]
+    assert contact_statements("second waiting") == ["SELECT"]
+    store_of(app).engine.dispose()
