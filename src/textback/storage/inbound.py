@@ -130,9 +130,9 @@ class InboundStatements:
                 opted_out=False,
             )
             .on_conflict_do_nothing(index_elements=["our_number", "number"])
-            # Not taken over, nothing waiting: a new contact. (Not asked of SQLite either: its
-            # RETURNING gives true for "taken_over_at IS NOT NULL" on a column left out of the
-            # INSERT, seen with 3.40.)
+            # A new contact is not taken over and has nothing waiting. (Not asked of SQLite:
+            # its 3.40 was seen returning true for "taken_over_at IS NOT NULL" of the row it
+            # had just inserted with NULL there.)
             .returning(contacts.c.id, contacts.c.opted_out, literal(False), literal(False))
         )
         self.claim = (
