@@ -23,6 +23,7 @@ from textback.core.conversation import Conversation
 from textback.core.message import Inbound
 from textback.core.optout import Carrier
 from textback.core.profile import ContactProfile
+from textback.core.responder import TAKEN_OVER
 from textback.core.responder import TWILIO_ANSWERS
 from textback.core.responder import Decision
 from textback.core.responder import decide
@@ -133,6 +134,8 @@ def replay(
                     bot=bot,
                     rules=rules,
                     carrier=carrier,
+                    # A person answered it then: the new rules would have stayed silent too.
+                    taken_over=old.source == TAKEN_OVER,
                     contact=contact,
                 )
             except Exception as exc:  # user code: report it, go on with the next message
