@@ -298,3 +298,12 @@ def test_replay_answers_with_the_profiles(
         0,
         f"1 message(s) replayed against {rules_path}: no differences\n",
     )
+
+
+def test_check_warns_on_an_empty_database_too(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nkeyword = "hi"\nreply = "In {contact.fields.city|town}?"\n')
+    done = check(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}", rules)
+    assert done.returncode == 0, done.stderr
+    assert ": empty; the schema is created on first start\n" in done.stdout
+    assert "no contact has the field 'city'" in done.stdout

@@ -73,6 +73,8 @@ def check() -> None:
             click.echo(line)
     elif current is None:
         click.echo(f"database: {url}: empty; the schema is created on first start")
+        for line in contact_field_lines(rules, None):
+            click.echo(line)
     else:
         click.echo(
             f"textback: error: database {url} is at {current}, needs {head}: "
@@ -83,17 +85,20 @@ def check() -> None:
     click.echo("ok")
 
 
-def contact_field_lines(rules: RuleSet, engine: Engine) -> list[str]:
-    """Warnings for ``{contact.fields.X}`` no contact has (only when the rules use fields)."""
+def contact_field_lines(rules: RuleSet, engine: Engine | None) -> list[str]:
+    """Warnings for ``{contact.fields.X}`` no contact has (only when the rules use fields);
+    ``engine`` None: the database is empty, so no contact has any."""
     from textback.rulesfile.contact_names import missing_fields
     from textback.storage.profiles import field_names
 
     if not any(name.startswith("fields.") for _, name in rules.contact_names):
         return []
-    try:
-        known = field_names(engine)
-    finally:
-        engine.dispose()
+    known: set[str] = set()
+    if engine is not None:
+        try:
+            known = field_names(engine)
+        finally:
+            engine.dispose()
     return [f"warning: {text}" for text in missing_fields(rules, known)]
 
 
