@@ -8,6 +8,7 @@ The store keeps it in ``flow_runs``; ``responder.decide`` calls these functions.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -17,6 +18,8 @@ from textback.core.conversation import Conversation
 from textback.core.matchers import Keyword
 from textback.core.message import Inbound
 from textback.core.message import Reply
+from textback.core.profile import ContactProfile
+from textback.core.profile import value_problem
 from textback.core.templates import Template
 
 # What a rule keyword arriving mid-flow does (``rule_keywords`` in the rules file).
@@ -40,13 +43,32 @@ class ConversationSettings:
 
 @dataclass(frozen=True)
 class Step:
-    """One question of a flow and what makes an answer to it acceptable."""
+    """One question of a flow and what makes an answer to it acceptable.
+
+    ``save_to`` names the contact's value the answer is also saved to (``name``,
+    ``language``, ``timezone`` or ``fields.city``, as ContactProfile.value takes them); an
+    answer that cannot be that value (a language that is not a code) is not accepted.
+    """
 
     ask: Template
     save: str
     media: tuple[Template, ...] = ()
     expect: re.Pattern[str] | None = None
     retry: Template | None = None
+    save_to: str | None = None
+
+    def accepts(self, answer: str) -> bool:
+        """Whether ``answer`` (stripped) answers this step."""
+        if not answer or (self.expect is not None and not self.expect.search(answer)):
+            return False
+        return self.save_to is None or value_problem(self.save_to, answer) is None
+
+    def templates(self) -> Iterator[Template]:
+        """The step's texts: its question, its pictures and its retry."""
+        yield self.ask
+        yield from self.media
+        if self.retry is not None:
+            yield self.retry
 
 
 @dataclass(frozen=True)
@@ -59,6 +81,16 @@ class Flow:
     done: Template
     done_media: tuple[Template, ...] = ()
     settings: ConversationSettings = field(default_factory=ConversationSettings)
+
+    def templates(self) -> Iterator[tuple[str, Template]]:
+        """Every text of the flow, with where it is (``step 2``, ``done``, ``leave_reply``)."""
+        for number, step in enumerate(self.steps, start=1):
+            for template in step.templates():
+                yield f"step {number}", template
+        yield "done", self.done
+        for template in self.done_media:
+            yield "done", template
+        yield "leave_reply", self.settings.leave_reply
 
     def state(self, number: int) -> str:
         """The stored state of a run waiting for the answer to step ``number`` (1-based)."""
@@ -75,61 +107,94 @@ class Flow:
 
 @dataclass(frozen=True)
 class FlowOutcome:
-    """A flow's answer: the reply, the run after it (None when completed), and the values."""
+    """A flow's answer: the reply, the run after it (None when completed), the values, and
+    what the answer changes in the contact's profile (``save_to``)."""
 
     reply: Reply
     source: str
     conversation: Conversation | None
     values: dict[str, str]
     completed: bool = False
+    contact_changes: dict[str, str] = field(default_factory=dict)
 
 
-def fill(template: Template, msg: Inbound, values: Mapping[str, str]) -> str:
-    """A template filled with saved values and the message's ``{from}``, ``{to}``, ``{body}``."""
-    return template.fill({**values, "from": msg.from_, "to": msg.to, "body": msg.body})
+def fill(
+    template: Template,
+    msg: Inbound,
+    values: Mapping[str, str],
+    contact: ContactProfile | None = None,
+) -> str:
+    """A template filled with saved values, the message's ``{from}``, ``{to}``, ``{body}``
+    and the contact's ``{contact.…}`` (a contact not loaded is one with no profile)."""
+    if template.uses_contact and contact is None:
+        contact = ContactProfile(msg.from_)
+    return template.fill({**values, "from": msg.from_, "to": msg.to, "body": msg.body}, contact)
 
 
-def _ask(flow: Flow, number: int, msg: Inbound, values: Mapping[str, str], *, retry: bool) -> Reply:
+def _ask(
+    flow: Flow,
+    number: int,
+    msg: Inbound,
+    values: Mapping[str, str],
+    contact: ContactProfile | None,
+    *,
+    retry: bool,
+) -> Reply:
     step = flow.steps[number - 1]
     text = step.retry if retry and step.retry is not None else step.ask
-    return Reply(fill(text, msg, values), [fill(m, msg, values) for m in step.media])
+    return Reply(
+        fill(text, msg, values, contact), [fill(m, msg, values, contact) for m in step.media]
+    )
 
 
-def start(flow: Flow, msg: Inbound) -> FlowOutcome:
+def start(flow: Flow, msg: Inbound, contact: ContactProfile | None = None) -> FlowOutcome:
     """A new run of ``flow``: ask its first question."""
     return FlowOutcome(
-        _ask(flow, 1, msg, {}, retry=False),
+        _ask(flow, 1, msg, {}, contact, retry=False),
         f"flow {flow.name} step 1",
         Conversation(flow.state(1), {}, flow=flow.name),
         {},
     )
 
 
-def answer(flow: Flow, conversation: Conversation, msg: Inbound) -> FlowOutcome:
+def answer(
+    flow: Flow, conversation: Conversation, msg: Inbound, contact: ContactProfile | None = None
+) -> FlowOutcome:
     """Take ``msg`` as the answer to the step ``conversation`` waits on.
 
-    An empty answer, or one the step's ``expect`` doesn't find, gets the step's ``retry`` text
-    (or its question again) and the run stays on that step.
+    An empty answer, or one the step's ``expect`` doesn't find (or that cannot be the contact
+    value its ``save_to`` names), gets the step's ``retry`` text (or its question again) and
+    the run stays on that step. An answer saved to the contact is in ``contact_changes``, and
+    the next question already sees it.
     """
     number = flow.step_of(conversation)
     assert number is not None, "responder.decide checks the step first"
     step = flow.steps[number - 1]
     values = dict(conversation.values)
     text = msg.body.strip()
-    if not text or (step.expect is not None and not step.expect.search(text)):
+    if not step.accepts(text):
         return FlowOutcome(
-            _ask(flow, number, msg, values, retry=True),
+            _ask(flow, number, msg, values, contact, retry=True),
             f"flow {flow.name} step {number} retry",
             conversation,
             values,
         )
     values[step.save] = text
+    changes = {step.save_to: text} if step.save_to is not None else {}
+    if changes:
+        contact = (contact or ContactProfile(msg.from_)).changed(changes)
     if number < len(flow.steps):
         return FlowOutcome(
-            _ask(flow, number + 1, msg, values, retry=False),
+            _ask(flow, number + 1, msg, values, contact, retry=False),
             f"flow {flow.name} step {number + 1}",
             Conversation(flow.state(number + 1), values, flow=flow.name),
             values,
+            contact_changes=changes,
         )
-    reply = Reply(fill(flow.done, msg, values), [fill(m, msg, values) for m in flow.done_media])
-    return FlowOutcome(reply, f"flow {flow.name} done", None, values, completed=True)
+    reply = Reply(
+        fill(flow.done, msg, values, contact),
+        [fill(m, msg, values, contact) for m in flow.done_media],
+    )
+    return FlowOutcome(
+        reply, f"flow {flow.name} done", None, values, completed=True, contact_changes=changes
+    )

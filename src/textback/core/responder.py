@@ -28,6 +28,7 @@ from textback.core.message import Inbound
 from textback.core.message import Reply
 from textback.core.optout import Carrier
 from textback.core.optout import Command
+from textback.core.profile import ContactProfile
 from textback.core.ruleset import RuleSet
 from textback.errors import HandlerError
 
@@ -46,7 +47,9 @@ class Decision:
     conversation may then start in the same message. ``ended_values`` are the ended run's final
     values (None: as stored). ``expire_after`` is the idle time after which ``conversation`` is
     forgotten. ``waits_for_person`` is true for a message the bot left unanswered because a
-    person took the contact over: it waits for their reply.
+    person took the contact over: it waits for their reply. ``contact_changes`` are the
+    contact's values a flow's answer changed (``save_to``; names as ContactProfile.value takes
+    them: ``name``, ``fields.city``).
     """
 
     reply: Reply
@@ -57,6 +60,7 @@ class Decision:
     ended_values: dict[str, str] | None = None
     expire_after: timedelta | None = None
     waits_for_person: bool = False
+    contact_changes: dict[str, str] | None = None
 
 
 def failed(
@@ -100,6 +104,7 @@ def decide(
     rules: RuleSet,
     carrier: Carrier = TWILIO_ANSWERS,
     taken_over: bool = False,
+    contact: ContactProfile | None = None,
 ) -> Decision:
     """The answer to ``msg`` from a contact in the given state (an open, unexpired conversation).
 
@@ -108,6 +113,7 @@ def decide(
     ``taken_over``: a person answers this contact (the admin's "Take over"); only carrier
     commands are still handled, anything else gets no reply and waits for them, the open
     conversation untouched.
+    ``contact`` is the sender's profile, loaded when the rules or handlers use it.
     """
     command, twilio_answered = carrier_command(msg, rules, opted_out=opted_out)
     if command is not None:
@@ -131,13 +137,13 @@ def decide(
     if conversation is None:
         near = rules.optout.near_miss(msg.body)
         if near is None:
-            return _dispatch(msg, bot, rules, Conversation(), existed=False)
+            return _dispatch(msg, bot, rules, Conversation(), contact, existed=False)
         # A misspelt STOP or HELP never reaches a forgiving keyword, and is never taken as
         # the command: unless something answers it exactly, the contact gets the HELP text,
         # which names the exact words.
         exact = replace(rules, routes=tuple(_unforgiving(route) for route in rules.routes))
         if _answered_exactly(msg, bot, exact):
-            return _dispatch(msg, bot, exact, Conversation(), existed=False)
+            return _dispatch(msg, bot, exact, Conversation(), contact, existed=False)
         text = rules.optout.reply_for(
             Command.HELP, sender_name=carrier.sender_name, our_number=msg.to
         )
@@ -145,22 +151,36 @@ def decide(
     flow = rules.flow(conversation.flow) if conversation.flow else None
     if conversation.flow and (flow is None or flow.step_of(conversation) is None):
         # The rules file changed under this run: forget it, as if it had expired.
-        return _dispatch(msg, bot, rules, Conversation(), existed=False, ended="expired")
+        return _dispatch(msg, bot, rules, Conversation(), contact, existed=False, ended="expired")
     settings = flow.settings if flow is not None else rules.conversations
     if settings.leave.match(msg.body) is not None:
-        reply = Reply(flows.fill(settings.leave_reply, msg, {}))
+        reply = Reply(flows.fill(settings.leave_reply, msg, {}, contact))
         return Decision(reply, "leave", None, ended="left")
     if flow is None:
-        return _python_conversation(msg, bot, rules, conversation.copy())
+        return _python_conversation(msg, bot, rules, conversation.copy(), contact)
     other = _triggered(msg, rules)
     if other is not None:
-        return _start(other, msg, ended="left")
+        return _start(other, msg, contact, ended="left")
     if settings.rule_keywords == LEAVE and _keyword_answers(msg, bot, rules):
-        return _dispatch(msg, bot, rules, Conversation(), existed=False, ended="left")
-    step = flows.answer(flow, conversation, msg)
+        return _dispatch(msg, bot, rules, Conversation(), contact, existed=False, ended="left")
+    step = flows.answer(flow, conversation, msg, contact)
+    changes = step.contact_changes or None
     if step.completed:
-        return Decision(step.reply, step.source, None, ended="completed", ended_values=step.values)
-    return Decision(step.reply, step.source, step.conversation, expire_after=settings.expire_after)
+        return Decision(
+            step.reply,
+            step.source,
+            None,
+            ended="completed",
+            ended_values=step.values,
+            contact_changes=changes,
+        )
+    return Decision(
+        step.reply,
+        step.source,
+        step.conversation,
+        expire_after=settings.expire_after,
+        contact_changes=changes,
+    )
 
 
 def _unforgiving(route: Route) -> Route:
@@ -188,8 +208,10 @@ def _keyword_answers(msg: Inbound, bot: Bot, rules: RuleSet) -> bool:
     return any(isinstance(m, Keyword) and m.match(msg.body) is not None for m in matchers)
 
 
-def _start(flow: Flow, msg: Inbound, *, ended: str | None) -> Decision:
-    begun = flows.start(flow, msg)
+def _start(
+    flow: Flow, msg: Inbound, contact: ContactProfile | None, *, ended: str | None
+) -> Decision:
+    begun = flows.start(flow, msg, contact)
     return Decision(
         begun.reply,
         begun.source,
@@ -199,12 +221,18 @@ def _start(flow: Flow, msg: Inbound, *, ended: str | None) -> Decision:
     )
 
 
-def _python_conversation(msg: Inbound, bot: Bot, rules: RuleSet, current: Conversation) -> Decision:
+def _python_conversation(
+    msg: Inbound,
+    bot: Bot,
+    rules: RuleSet,
+    current: Conversation,
+    contact: ContactProfile | None,
+) -> Decision:
     if current.state is None:  # values kept by handlers, no state: handlers and rules as usual
-        return _dispatch(msg, bot, rules, current, existed=True)
-    outcome = bot.dispatch_state(msg, current)
+        return _dispatch(msg, bot, rules, current, contact, existed=True)
+    outcome = bot.dispatch_state(msg, current, contact=contact)
     if outcome is None:  # no handler for this state (any more): end it, answer as usual
-        return _dispatch(msg, bot, rules, Conversation(), existed=False, ended="ended")
+        return _dispatch(msg, bot, rules, Conversation(), contact, existed=False, ended="ended")
     return _after(outcome, current, rules, existed=True, ended=None)
 
 
@@ -213,17 +241,20 @@ def _dispatch(
     bot: Bot,
     rules: RuleSet,
     current: Conversation,
+    contact: ContactProfile | None,
     *,
     existed: bool,
     ended: str | None = None,
 ) -> Decision:
     """Handlers, then flow triggers, then rules and the default, with no state handler."""
-    outcome = bot.dispatch_handlers(msg, current)
+    outcome = bot.dispatch_handlers(msg, current, contact=contact)
     if outcome is None:
         flow = _triggered(msg, rules)
         if flow is not None:
-            return _start(flow, msg, ended="left" if existed else ended)
-        outcome = bot.dispatch_rules(msg, current, rules=rules.routes, default=rules.default)
+            return _start(flow, msg, contact, ended="left" if existed else ended)
+        outcome = bot.dispatch_rules(
+            msg, current, rules=rules.routes, default=rules.default, contact=contact
+        )
     return _after(outcome, current, rules, existed=existed, ended=ended)
 
 

@@ -24,6 +24,8 @@ from textback.core.flows import Flow
 from textback.core.flows import Step
 from textback.core.matchers import Keyword
 from textback.core.optout import OptOutPolicy
+from textback.core.profile import target
+from textback.core.templates import CONTACT
 from textback.core.templates import MESSAGE_FIELDS
 from textback.core.templates import Template
 from textback.core.templates import TemplateError
@@ -88,7 +90,8 @@ class FlowSpec(_Strict):
 
 class StepSpec(_Strict):
     ask: str
-    save: str
+    save: str | None = None  # None: named after save_to's value (contact.city: city)
+    save_to: str | None = None
     media: list[str] = []
     expect: str | None = None
     retry: str | None = None
@@ -111,7 +114,7 @@ def _settings(
                 )
         leave = Keyword(spec.leave)
     if spec.leave_reply is not None:
-        reply = Template(spec.leave_reply, MESSAGE_FIELDS)
+        reply = Template(spec.leave_reply, MESSAGE_FIELDS | {CONTACT})
         check_length(reply, "leave_reply")
     if spec.expire_after is not None:
         try:
@@ -138,13 +141,17 @@ def parse_conversations(
 
 def _step(raw: Any, saved: list[str]) -> Step:
     spec = StepSpec.model_validate(raw)
-    if not spec.save.isidentifier():
-        raise ValueError(f"save = {spec.save!r} must be a plain name like 'zip' (for {{zip}})")
-    if spec.save in MESSAGE_FIELDS:
-        raise ValueError(f"save = {spec.save!r} is taken by the message's own {{{spec.save}}}")
-    if spec.save in saved:
-        raise ValueError(f"save = {spec.save!r}: an earlier step already saves {spec.save!r}")
-    available = MESSAGE_FIELDS | set(saved)
+    save_to = target(spec.save_to) if spec.save_to is not None else None
+    if spec.save is None and save_to is None:
+        raise ValueError("missing key 'save' (the name the answer is saved as, like 'zip')")
+    save = spec.save if spec.save is not None else str(save_to).removeprefix("fields.")
+    if not save.isidentifier():
+        raise ValueError(f"save = {save!r} must be a plain name like 'zip' (for {{zip}})")
+    if save in MESSAGE_FIELDS:
+        raise ValueError(f"save = {save!r} is taken by the message's own {{{save}}}")
+    if save in saved:
+        raise ValueError(f"save = {save!r}: an earlier step already saves {save!r}")
+    available = MESSAGE_FIELDS | set(saved) | {CONTACT}
     expect = None
     if spec.expect is not None:
         try:
@@ -158,10 +165,11 @@ def _step(raw: Any, saved: list[str]) -> Step:
         check_length(retry, "retry")
     return Step(
         ask=ask,
-        save=spec.save,
+        save=save,
         media=tuple(Template(url, available) for url in spec.media),
         expect=expect,
         retry=retry,
+        save_to=save_to,
     )
 
 
@@ -191,7 +199,7 @@ def _flow(
             raise RulesError(path, f"{where}, step {number}", problem(exc, StepSpec)) from None
         except (ValueError, TemplateError) as exc:
             raise RulesError(path, f"{where}, step {number}", str(exc)) from None
-    available = MESSAGE_FIELDS | {step.save for step in steps}
+    available = MESSAGE_FIELDS | {step.save for step in steps} | {CONTACT}
     try:
         done = Template(spec.done, available)
         check_length(done, "done")

@@ -14,6 +14,9 @@ written for a new contact, an opt-out change, or the first message of a taken-ov
 that waits for a person (see storage/takeover.py): when a contact was last seen is the time of
 their latest message, found through the contact index. Whether a person has taken the contact
 over is read with the contact row itself, in the same statement.
+The sender's profile (name, fields, groups) is read, with one more statement, only when
+the caller asks for it: when the rules or handlers name the contact; what a flow's answer
+saves to it is written in the transaction.
 """
 
 from __future__ import annotations
@@ -37,11 +40,15 @@ from sqlalchemy.sql.elements import BindParameter
 
 from textback.core.conversation import Conversation
 from textback.core.message import Inbound
+from textback.core.profile import ContactProfile
 from textback.core.responder import Decision
 from textback.storage.models import INBOUND
 from textback.storage.models import OUTBOUND
 from textback.storage.models import clean
 from textback.storage.prepared import Prepared
+from textback.storage.profiles import profile_from_row
+from textback.storage.profiles import profile_of_number
+from textback.storage.profiles import save_changes
 from textback.storage.runs import OPEN_RUN
 from textback.storage.runs import conversation_of
 from textback.storage.runs import save_conversation
@@ -63,9 +70,10 @@ def params_json(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
 
 
 class ContactState:
-    """What is known about the sender when their message is answered."""
+    """What is known about the sender when their message is answered; ``profile`` is None
+    unless it was asked for (``with_profile``)."""
 
-    __slots__ = ("contact_id", "conversation", "opted_out", "run_id", "taken_over")
+    __slots__ = ("contact_id", "conversation", "opted_out", "profile", "run_id", "taken_over")
 
     def __init__(
         self,
@@ -74,12 +82,14 @@ class ContactState:
         conversation: Conversation | None,
         run_id: int | None,
         taken_over: bool = False,
+        profile: ContactProfile | None = None,
     ) -> None:
         self.contact_id = contact_id
         self.opted_out = opted_out
         self.conversation = conversation
         self.run_id = run_id
         self.taken_over = taken_over  # a person answers them (storage/takeover.py)
+        self.profile = profile
 
 
 class Decided:
@@ -108,7 +118,7 @@ class InboundStatements:
     (prepared.py) and then only executed.
     """
 
-    def __init__(self, insert: Insert) -> None:
+    def __init__(self, insert: Insert, dialect: str) -> None:
         stamp = _param(messages, "created_at", "stamp")
         our_number = _param(contacts, "our_number")
         number = _param(contacts, "number")
@@ -201,6 +211,7 @@ class InboundStatements:
             .values(waiting_since=_param(contacts, "waiting_since", "stamp"))
         )
         self.open_run = OPEN_RUN
+        self.profile = profile_of_number(dialect)
 
 
 class InboundRecorder:
@@ -210,17 +221,20 @@ class InboundRecorder:
         self, engine: Engine, insert: Insert, write_lock: AbstractContextManager[None]
     ) -> None:
         self.engine = engine
-        self.sql = InboundStatements(insert)
+        self.sql = InboundStatements(insert, engine.dialect.name)
         self._prepared = {
             name: Prepared(getattr(self.sql, name), engine.dialect)
-            for name in ("contact", "claim", "stored", "open_run", "reply", "answered")
+            for name in ("contact", "claim", "stored", "open_run", "reply", "answered", "profile")
         }
         self._write_lock = write_lock
 
-    def record(self, msg: Inbound, decide: Decider, stamp: datetime) -> tuple[str, bool]:
+    def record(
+        self, msg: Inbound, decide: Decider, stamp: datetime, *, with_profile: bool = False
+    ) -> tuple[str, bool]:
         """Store ``msg`` and what ``decide`` gives; returns (TwiML, whether it was new).
 
         A MessageSid seen before is not decided again: its stored TwiML is returned as it was.
+        With ``with_profile``, ``decide`` gets the sender's profile in ``ContactState.profile``.
         """
         sql, run = self.sql, self._prepared
         our_number, number = clean(msg.to), clean(msg.from_)
@@ -259,8 +273,17 @@ class InboundRecorder:
                 return (stored[0] if stored is not None else None) or "", False
             open_run = run["open_run"].first_row(connection, {"contact_id": contact_id})
             conversation, run_id = conversation_of(connection, open_run, stamp)
+            profile = None
+            if with_profile:
+                found = run["profile"].first_row(connection, {"number": number})
+                profile = profile_from_row(number, found)
             state = ContactState(
-                contact_id, bool(opted_out), conversation, run_id, taken_over=bool(taken_over)
+                contact_id,
+                bool(opted_out),
+                conversation,
+                run_id,
+                taken_over=bool(taken_over),
+                profile=profile,
             )
             decided = decide(connection, state)
             decision, reply = decided.decision, decided.decision.reply
@@ -306,4 +329,6 @@ class InboundRecorder:
                 decision=decision,
                 stamp=stamp,
             )
+            if decision.contact_changes:
+                save_changes(connection, number, decision.contact_changes, stamp)
         return decided.twiml, True

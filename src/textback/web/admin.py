@@ -20,6 +20,7 @@ from flask import url_for
 from flask.typing import ResponseReturnValue
 
 from textback.channel.rest import rest_client
+from textback.core.profile import edited
 from textback.core.text import mask_number
 from textback.errors import ConfigError
 from textback.errors import TextbackError
@@ -30,6 +31,8 @@ from textback.queries import inbox
 from textback.queries.overview import overview as overview_of
 from textback.storage import outbox as states
 from textback.storage.outbox import OutboxRows
+from textback.storage.profiles import profile_for
+from textback.storage.profiles import save_profiles
 from textback.storage.takeover import Takeovers
 from textback.web import auth
 from textback.web import lockout
@@ -142,6 +145,7 @@ def conversation(contact_id: int) -> str:
         runs=contact_history.flow_runs_of(engine, contact_id),
         sending_problem=sending_problem(),
         max_body=MAX_BODY_CHARS,
+        profile=profile_for(engine, contact.number),
         takeover=Takeovers(textback().store).of(contact_id),
     )
 
@@ -208,6 +212,30 @@ def send(contact_id: int) -> ResponseReturnValue:
         else:
             Takeovers(service.store).replied(contact_id, seen=row_id(request.form.get("seen", "")))
             flash(f"Queued as outbox {entry_id}: the worker sends it; its state shows below.")
+    return _back(contact_id)
+
+
+@bp.post(f"/admin/conversations/<int(max={MAX_ID}):contact_id>/profile")
+def edit_profile(contact_id: int) -> ResponseReturnValue:
+    """Save the contact's name, language, time zone, groups (``a; b``) and fields (pairs of
+    ``field_name`` and ``field_value``; an empty value removes the field)."""
+    contact = _contact_or_404(contact_id)
+    form = request.form
+    try:
+        person = edited(
+            contact.number,
+            name=form.get("name", ""),
+            language=form.get("language", ""),
+            timezone=form.get("timezone", ""),
+            groups=form.get("groups", ""),
+            fields=zip(form.getlist("field_name"), form.getlist("field_value"), strict=False),
+        )
+    except TextbackError as exc:
+        flash(f"Not saved: {exc}", "error")
+    else:
+        save_profiles(textback().store.engine, [person])
+        log.info("admin edited the profile of %s", mask_number(contact.number))
+        flash("Contact saved.")
     return _back(contact_id)
 
 
