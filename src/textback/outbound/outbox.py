@@ -44,6 +44,8 @@ from textback.errors import TextbackError
 from textback.outbound.lookup import AmbiguousLookup
 from textback.outbound.lookup import find_sent
 from textback.outbound.queue import make_queue
+from textback.outbound.quiet import held_reason
+from textback.outbound.quiet import hold_until
 from textback.storage import outbox as rows_module
 from textback.storage.outbox import OutboxRows
 from textback.storage.store import Store
@@ -168,6 +170,14 @@ class Outbox:
     def _deliver(self, entry_id: int) -> Outcome | None:
         entry = self.rows.claim(entry_id, self.settings.outbox_stale_after)
         if entry is None:
+            return None
+        held = hold_until(
+            self.settings, self.store, source=entry.source, to=entry.to_number, when=self.rows.now()
+        )
+        if held is not None:  # a broadcast due in the contact's quiet hours waits for their end
+            self.rows.postpone(entry.id, held, held_reason(held))
+            self.enqueue(entry.id, held)
+            log.info("outbox %d held by quiet hours until %s", entry.id, f"{held:%H:%M UTC}")
             return None
         try:
             client = rest_client(self.settings)
