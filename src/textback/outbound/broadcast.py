@@ -33,7 +33,6 @@ from textback.core.profile import ContactProfile
 from textback.core.quiet_hours import quiet_hours
 from textback.core.segments import Measure
 from textback.core.segments import measure
-from textback.core.text import mask_number
 from textback.errors import TextbackError
 from textback.outbound.outbox import Outbox
 from textback.outbound.outbox import is_messaging_service
@@ -165,7 +164,7 @@ def plan_broadcast(
         body = render_for_contact(text, person)
         problem = sending_problem(body)
         if problem is not None:
-            raise BroadcastError(f"for {mask_number(number)}: {problem}")
+            raise BroadcastError(f"for {number}: {problem}")
         recipients.append(Recipient(person, body, OPTED_OUT if number in opted_out else None))
     return Plan(text, wanted, sender, tuple(recipients))
 
