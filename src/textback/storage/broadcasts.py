@@ -285,3 +285,13 @@ def group_sizes(store: Store) -> dict[str, int]:
             .order_by(groups.c.name)
         ).all()
     return {str(name): int(count) for name, count in rows}
+
+
+def our_numbers(store: Store) -> list[str]:
+    """The numbers of ours that contacts have texted (the senders a broadcast may use)."""
+    with store.engine.connect() as connection:
+        return list(
+            connection.execute(
+                select(contacts.c.our_number).distinct().order_by(contacts.c.our_number)
+            ).scalars()
+        )
