@@ -354,7 +354,7 @@ def test_broadcast_preview_sends_nothing(
     assert result.output.splitlines() == [
         f"to {ANN}: Hi Ann, the clinic is closed tomorrow. Café 👍",
         "UCS-2, 46 characters, 1 segment(s)",
-        "3 of 4 contact(s) in patients, staff (1 opted out: skipped)",
+        "3 of 4 contact(s) in patients, staff; skipped: 1 opted out",
         "3 segment(s) in all (UCS-2); nothing was sent",
     ]
     assert rows_of(store) == [] and BroadcastRows(store).listing() == []
@@ -372,10 +372,10 @@ def test_broadcast_then_broadcasts_lists_the_counts(
     assert rows_of(store) == []
     result = runner.invoke(main, command, env=env, input="y\n")
     assert result.exit_code == 0, result.output
-    assert "3 of 4 contact(s) in patients, staff (1 opted out: skipped): 3 segment(s) in all" in (
+    assert "3 of 4 contact(s) in patients, staff, 3 segment(s) in all; skipped: 1 opted out" in (
         result.output
     )
-    assert "broadcast 1: 3 message(s) queued, 1 opted out (skipped)" in result.output
+    assert "broadcast 1: 3 message(s) queued; skipped: 1 opted out (sent by" in result.output
     again = runner.invoke(main, [*command, "--yes"], env=env)
     assert again.exit_code == 0, again.output
     assert "broadcast 1 was made before" in again.output

@@ -49,9 +49,7 @@ from textback.core.segments import units
         ("\u00a0", UCS2, 1, 1),  # a no-break space is not in the GSM alphabet
     ],
 )
-def test_encoding_length_and_segments(
-    text: str, encoding: str, length: int, segments: int
-) -> None:
+def test_encoding_length_and_segments(text: str, encoding: str, length: int, segments: int) -> None:
     measured = measure(text)
     assert (measured.encoding, measured.units, measured.segments) == (encoding, length, segments)
     assert units(text) == length

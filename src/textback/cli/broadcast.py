@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -58,6 +59,7 @@ def broadcast(
     from textback.outbound.broadcast import plan_broadcast
     from textback.outbound.outbox import is_messaging_service
     from textback.outbound.send import parse_send_time
+    from textback.storage.broadcasts import BroadcastRows
     from textback.storage.models import now
     from textback.storage.store import Store
 
@@ -75,11 +77,11 @@ def broadcast(
         plan = plan_broadcast(settings, store, text=text, groups=groups, sender=sender)
         sample = plan.sample
         measured = plan.sample_measure()
-        skipped = ", ".join(f"{count} {why}" for why, count in sorted(plan.skipped.items()))
+        left_out = ", ".join(f"{count} {why}" for why, count in sorted(plan.skipped.items()))
         summary = (
-            f"{len(plan.sending)} of {len(plan.recipients)} contact(s) in "
-            f"{', '.join(plan.groups)}" + (f" ({skipped}: skipped)" if skipped else "")
+            f"{len(plan.sending)} of {len(plan.recipients)} contact(s) in {', '.join(plan.groups)}"
         )
+        skipped = f"; skipped: {left_out}" if left_out else ""
         if preview:
             if sample is not None and measured is not None:
                 click.echo(terminal_safe(f"to {sample.number}: {sample.body}"))
@@ -87,17 +89,20 @@ def broadcast(
                     f"{measured.encoding}, {measured.units} characters, "
                     f"{measured.segments} segment(s)"
                 )
-            click.echo(summary)
+            click.echo(summary + skipped)
             click.echo(
                 f"{plan.total_segments} segment(s) in all ({', '.join(plan.encodings) or '-'}); "
                 "nothing was sent"
             )
             return
-        click.echo(f"{summary}: {plan.total_segments} segment(s) in all")
+        click.echo(f"{summary}, {plan.total_segments} segment(s) in all{skipped}")
         if not yes:
             click.confirm("Send it?", abort=True)
+        key = None if again else command_key(text, groups, sender, when)
         with click.progressbar(
-            length=len(plan.recipients), label="Queueing", file=sys.stderr
+            length=len(plan.recipients),
+            label="Queueing",
+            file=sys.stderr if sys.stderr.isatty() else io.StringIO(),
         ) as bar:
             created = create_broadcast(
                 settings,
@@ -106,22 +111,24 @@ def broadcast(
                 groups=groups,
                 sender=sender,
                 at=when,
-                key=None if again else command_key(text, groups, sender, when),
+                key=key,
                 source="cli",
                 progress=bar.update,
             )
-        if not created.new:
+        if created.new:
+            left_out = ", ".join(f"{n} {why}" for why, n in sorted(created.skipped.items()))
+            later = f" for {when.isoformat()}" if when else ""
+            click.echo(
+                f"broadcast {created.broadcast_id}: {created.sending} message(s) queued{later}"
+                + (f"; skipped: {left_out}" if left_out else "")
+                + " (sent by `textback worker`)"
+            )
+        else:
             click.echo(
                 f"broadcast {created.broadcast_id} was made before with this text, groups and "
                 "time: nothing new queued (--again sends it once more)"
             )
-        skipped = ", ".join(f"{count} {why}" for why, count in sorted(created.skipped.items()))
-        later = f" for {when.isoformat()}" if when else ""
-        click.echo(
-            f"broadcast {created.broadcast_id}: {created.sending} message(s) queued{later}"
-            + (f", {skipped} (skipped)" if skipped else "")
-            + " (sent by `textback worker`)"
-        )
+            click.echo(line(BroadcastRows(store).tally(created.broadcast_id)))
         if wait is None:
             wait = sys.stdout.isatty() and when is None
         if wait and created.sending:
