@@ -99,7 +99,11 @@ def test_a_broadcast_reaches_each_contact_once_with_workers_killed(
     steady = workers(env, "--workers", "2")
     killed = workers(env, "--workers", "2")
     for sends in (expected // 4, expected // 2):
-        wait_until(lambda n=sends: len(standin.posts) >= n, f"{sends} sends before a kill")
+
+        def reached(count: int = sends) -> bool:
+            return len(standin.posts) >= count
+
+        wait_until(reached, f"{sends} sends before a kill")
         killed.send_signal(signal.SIGKILL)
         killed.wait()
         time.sleep(STALE_AFTER + 0.5)  # its rows are stale now: the restart's sweep takes them

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from textback.storage.store import Store
 
 FOLLOW_EVERY = 0.5  # seconds between looks at the counts while following the sends
+STALLED_AFTER = 15.0  # seconds without a send before the bar asks whether a worker runs
 
 
 @main.command()
@@ -141,15 +142,22 @@ def follow(store: Store, broadcast_id: int, sending: int) -> None:
 
     rows = BroadcastRows(store)
     shown = 0
+    moved = time.monotonic()
+    hinted = False
     try:
         with click.progressbar(length=sending, label="Sending", file=sys.stderr) as bar:
             while True:
                 tally = rows.tally(broadcast_id)
                 done = tally.done - sum(tally.skipped.values())
-                bar.update(max(0, done - shown))
-                shown = max(shown, done)
+                if done > shown:
+                    bar.update(done - shown)
+                    shown, moved = done, time.monotonic()
                 if tally.queued + tally.sending == tally.held:
                     break
+                if not hinted and time.monotonic() - moved > STALLED_AFTER:
+                    bar.label = "Sending (none for a while: is `textback worker` running?)"
+                    bar.render_progress()
+                    hinted = True
                 time.sleep(FOLLOW_EVERY)
     except KeyboardInterrupt:
         click.echo("\nstill sending in the background: `textback broadcasts` shows how far")

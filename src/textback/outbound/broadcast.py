@@ -245,13 +245,11 @@ def create_broadcast(
                     note=held_reason(held) if held else None,
                 )
             )
-        for entry_id, send_at in rows.add_copies(broadcast, copies):
-            box.enqueue(entry_id, send_at)
+        box.enqueue_all(rows.add_copies(broadcast, copies))
         if progress is not None:
             progress(len(batch))
     if not new:  # resumed: copies written before the crash but never queued
-        for entry_id, send_at in rows.unqueued(broadcast.id):
-            box.enqueue(entry_id, send_at)
+        box.enqueue_all(rows.unqueued(broadcast.id))
     rows.created(broadcast.id)
     created = _created(rows, broadcast.id, new=new)
     log.info(

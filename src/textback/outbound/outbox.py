@@ -23,6 +23,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
@@ -139,11 +140,19 @@ class Outbox:
 
     def enqueue(self, entry_id: int, send_at: datetime | None = None) -> None:
         """Queue the task for a committed row (``send_at`` in the future: at that time)."""
-        if send_at is not None and send_at > self.rows.now():
-            self.send_task.schedule((entry_id,), eta=send_at)
-        else:
-            self.send_task(entry_id)
-        self.rows.mark_enqueued([entry_id])
+        self.enqueue_all([(entry_id, send_at)])
+
+    def enqueue_all(self, entries: Iterable[tuple[int, datetime | None]]) -> None:
+        """Queue the tasks for committed rows, each at its ``send_at``; one write marks them."""
+        stamp = self.rows.now()
+        ids = []
+        for entry_id, send_at in entries:
+            if send_at is not None and send_at > stamp:
+                self.send_task.schedule((entry_id,), eta=send_at)
+            else:
+                self.send_task(entry_id)
+            ids.append(entry_id)
+        self.rows.mark_enqueued(ids)
 
     def sweep(self) -> int:
         """Queue again the rows whose task was lost or whose worker died; returns how many."""
