@@ -464,3 +464,15 @@ def test_a_broadcast_send_conforms_to_twilios_api(
     entry = rows_of(store)[0]
     outcome = box.deliver(entry.id)
     assert outcome is not None and outcome.state == states.SENT, outcome
+
+
+def test_a_flow_started_from_our_side_is_held_like_a_broadcast(
+    make_outbox: Callable[..., Outbox], standin: StandIn, store: Store, clock: Clock
+) -> None:
+    clock.now = datetime(2026, 12, 1, 23, 0, tzinfo=UTC)  # midnight in Berlin
+    box = make_outbox(standin.url, TEXTBACK_QUIET_HOURS="21:00-08:00", TEXTBACK_TIMEZONE="UTC")
+    entry_id, _ = box.put(sender=OURS, to=BERLINER, body="Question 1?", source="flow-start")
+    assert box.deliver(entry_id) is None
+    assert standin.posts == []
+    [held] = rows_of(store)
+    assert held.send_at == datetime(2026, 12, 2, 7, 0, tzinfo=UTC)

@@ -221,6 +221,11 @@ def create_broadcast(
     )
     if broadcast.state == CREATED:
         return _created(rows, broadcast.id, new=False)
+    if not new:  # an interrupted creation: completed as it was begun
+        at, sender = broadcast.send_at, broadcast.sender
+        plan = plan_broadcast(
+            settings, store, text=broadcast.text, groups=broadcast.groups, sender=sender
+        )
     box = outbox or Outbox(settings, store)
     quiet = quiet_hours(settings.quiet_hours)
     start = at or store.clock()

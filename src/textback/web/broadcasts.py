@@ -68,10 +68,14 @@ class Draft:
 
 @bp.get("/admin/broadcasts")
 def listing() -> str:
-    """The latest broadcasts with their counts."""
-    return render_template(
-        "admin/broadcasts.html", listed=broadcast_tallies(textback().store, limit=100)
+    """The latest broadcasts with their counts; while one is being sent the page reloads."""
+    listed = broadcast_tallies(textback().store, limit=100)
+    stamp = now()
+    sending = any(
+        tally.queued + tally.sending > tally.held and (row.send_at is None or row.send_at <= stamp)
+        for row, tally in listed
     )
+    return render_template("admin/broadcasts.html", listed=listed, refresh=sending)
 
 
 def _form(draft: Draft, plan: Plan | None = None, problem: str | None = None) -> str:
