@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textback.cli import admin
+from textback.cli import broadcast
 from textback.cli import check
 from textback.cli import contacts
 from textback.cli import database
@@ -18,6 +19,7 @@ from textback.cli.group import main
 
 __all__ = [
     "admin",
+    "broadcast",
     "check",
     "contacts",
     "database",

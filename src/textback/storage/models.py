@@ -315,3 +315,37 @@ class ProfileGroup(Base):
 
     profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id"), primary_key=True)
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), primary_key=True, index=True)
+
+
+# --- broadcasts -----------------------------------------------------------------------------
+
+
+class Broadcast(Base):
+    """One text sent to the contacts of some groups: each recipient's copy is an outbox row,
+    linked in ``broadcast_messages``. ``state`` is ``creating`` until every copy is written
+    (an interrupted creation is completed by running it again), then ``queued``; ``key``
+    makes a re-run of one decision (the same command, a resubmitted form) the same broadcast.
+    """
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    groups: Mapped[list[Any]] = mapped_column(default=list)
+    sender: Mapped[str] = mapped_column(String(64))
+    send_at: Mapped[datetime | None]
+    source: Mapped[str] = mapped_column(String(32), default="api")
+    state: Mapped[str] = mapped_column(String(16))
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class BroadcastMessage(Base):
+    """One recipient's copy of a broadcast: the outbox row that sends it."""
+
+    __tablename__ = "broadcast_messages"
+
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id"), primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), primary_key=True, unique=True)
