@@ -38,6 +38,8 @@ TABLES = (
     "profile_groups",
     "groups",
     "profiles",
+    "broadcast_messages",
+    "broadcasts",
     "flow_answers",
     "flow_runs",
     "status_events",

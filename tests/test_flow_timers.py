@@ -409,3 +409,28 @@ def test_answers_racing_expiries_are_each_one_or_the_other(
         else:
             assert (status, state, replies[number]) == ("open", "survey:2", "Rate us 1-5, Ann?")
     worker_store.engine.dispose()
+
+
+def test_no_timer_is_sent_while_a_person_has_taken_the_contact_over(
+    phone: Phone, store: Store, clock: Clock, box: Outbox, standin: StandIn
+) -> None:
+    from textback.storage.tables import contacts
+    from textback.storage.takeover import Takeovers
+
+    phone.send("survey")
+    with store.engine.connect() as connection:
+        contact_id = connection.execute(
+            select(contacts.c.id).where(contacts.c.number == ANN)
+        ).scalar_one()
+    assert Takeovers(store).take_over(contact_id, by="ann@example.com")
+    clock.advance(hours=2)
+    box.sweep()
+    assert standin.bodies() == []
+    assert (timers(store)[0].state, timers(store)[0].reason) == (
+        "cancelled",
+        "a person has taken the contact over",
+    )
+    # Handing back ends the run, and with it the expiry message.
+    assert Takeovers(store).hand_back(contact_id).flow_ended
+    clock.advance(days=1)
+    assert box.sweep() == 0 and standin.bodies() == []

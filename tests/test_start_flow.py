@@ -152,6 +152,45 @@ def test_skipped_contacts_say_why(
     assert [(r.flow, r.status) for r in runs(store)] == [("signup", "open"), ("survey", "open")]
 
 
+def test_the_question_may_name_the_contact_and_quiet_hours_hold_it(
+    make_app: Callable[..., Flask], tmp_path: Path, standin: StandIn
+) -> None:
+    from textback.core.quiet_hours import HELD_SOURCES
+    from textback.outbound.start_flow import FLOW_START
+
+    path = tmp_path / "named.toml"
+    path.write_text(RULES.replace('ask = "How would', 'ask = "{contact.name|there}, how would'))
+    app = make_app(TEXTBACK_RULES=str(path))
+    store: Store = app.extensions["textback"].store
+    save_profiles(store.engine, [ContactProfile(ANN, "Ann")])
+    settings = Settings.load(api_settings(standin, tmp_path), environ={})
+    box = Outbox(settings, store, MemoryHuey(name="named", immediate=True))
+    rules = app.extensions["textback"].rules
+    ann, _ = start(box, rules, [ANN, BOB], from_=OURS)
+    assert standin.bodies() == [
+        "Ann, how would you rate us, 1-5?",
+        "there, how would you rate us, 1-5?",
+    ]
+    assert (box.rows.get(ann.outbox_id or 0) or ann).source == FLOW_START
+    assert FLOW_START in HELD_SOURCES  # a flow we start waits for the end of quiet hours
+
+
+def test_a_contact_a_person_has_taken_over_is_skipped(
+    app: Flask, box: Outbox, rules: RuleSet, store: Store
+) -> None:
+    from textback.storage.tables import contacts
+    from textback.storage.takeover import Takeovers
+
+    Phone(app, TEST_TOKEN, number=ANN, to=OURS).send("hello")
+    with store.engine.connect() as connection:
+        contact_id = connection.execute(
+            select(contacts.c.id).where(contacts.c.number == ANN)
+        ).scalar_one()
+    Takeovers(store).take_over(contact_id, by="ops")
+    [result] = start(box, rules, [ANN], from_=OURS)
+    assert result.skipped == "a person has taken them over (hand them back first)"
+
+
 def test_replace_ends_the_other_conversation(
     app: Flask, box: Outbox, rules: RuleSet, store: Store
 ) -> None:

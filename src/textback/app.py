@@ -73,6 +73,7 @@ def create_app(
     app.extensions["textback"] = service
 
     from textback.web import admin
+    from textback.web import broadcasts
     from textback.web import errors
     from textback.web import health
     from textback.web import metrics
@@ -100,6 +101,7 @@ def create_app(
     app.register_blueprint(phone.bp)
     app.register_blueprint(metrics.bp)
     admin.init_app(app)
+    app.register_blueprint(broadcasts.bp)
     _announce(settings)
     return app
 

@@ -92,6 +92,8 @@ class Textback:
                         bot=self.bot,
                         rules=self.rules,
                         carrier=self.carrier,
+                        taken_over=state.taken_over,
+                        contact=state.profile,
                     ),
                 )
                 twiml = render(decision.reply, callback if not decision.reply.is_empty else None)
@@ -106,7 +108,11 @@ class Textback:
 
         started = time.perf_counter()
         try:
-            twiml, new = self.store.record_inbound(msg, decide_and_render)
+            # The profile costs a statement: loaded only when a template or handler names it.
+            with_profile = self.rules.wants_contact or self.bot.wants_contact
+            twiml, new = self.store.record_inbound(
+                msg, decide_and_render, with_profile=with_profile
+            )
         finally:
             # Logged outside the transaction (formatting a traceback need not hold the lock).
             for exc in failures:

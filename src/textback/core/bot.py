@@ -25,6 +25,7 @@ from textback.core.matchers import matcher_for
 from textback.core.message import END
 from textback.core.message import Inbound
 from textback.core.message import Reply
+from textback.core.profile import ContactProfile
 from textback.errors import ConfigError
 from textback.errors import HandlerError
 from textback.errors import InvalidHandler
@@ -35,7 +36,7 @@ ReplyLike = str | Reply | None
 Handler = Callable[..., ReplyLike]
 H = TypeVar("H", bound=Handler)
 
-_INJECTABLE = ("match", "conversation")
+_INJECTABLE = ("match", "conversation", "contact")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,18 +50,27 @@ class Route:
     wants: tuple[str, ...] = ()
 
     def call(
-        self, msg: Inbound, match: Match | None, conversation: Conversation, *, source: str
+        self,
+        msg: Inbound,
+        match: Match | None,
+        conversation: Conversation,
+        *,
+        source: str,
+        contact: ContactProfile | None = None,
     ) -> Reply:
         """Run the handler with the arguments it asked for and make its answer a Reply.
 
         Whatever goes wrong in the handler is raised as HandlerError naming ``source`` (how the
-        message log names this route), with the handler's own exception as its cause.
+        message log names this route), with the handler's own exception as its cause. A
+        handler asking for ``contact`` gets ``contact``, or a profile with only the number.
         """
         available: dict[str, Any] = {
             "match": match.regex if match is not None and match.regex is not None else match,
             "conversation": conversation,
             "rule_match": match,
         }
+        if "contact" in self.wants:
+            available["contact"] = contact if contact is not None else ContactProfile(msg.from_)
         try:
             value = self.handler(msg, **{name: available[name] for name in self.wants})
         except Exception as exc:
@@ -131,7 +141,8 @@ def injected_parameters(handler: Handler) -> tuple[str, ...]:
         if parameter.name not in _INJECTABLE:
             raise InvalidHandler(
                 f"{describe_handler(handler)}: unknown parameter {parameter.name!r}; "
-                f"after the message a handler may ask for {' and '.join(_INJECTABLE)}"
+                f"after the message a handler may ask for {', '.join(_INJECTABLE[:-1])} "
+                f"and {_INJECTABLE[-1]}"
             )
         wants.append(parameter.name)
     return tuple(wants)
@@ -155,6 +166,12 @@ class Bot:
         self.error_reply = error_reply
         self.fallback_route: Route | None = None
 
+    @property
+    def wants_contact(self) -> bool:
+        """Whether a handler asks for ``contact`` (so the sender's profile must be loaded)."""
+        routes = [*self.routes, *self.state_routes.values(), self.fallback_route]
+        return any(route is not None and "contact" in route.wants for route in routes)
+
     def on(
         self,
         trigger: str | re.Pattern[str] | Iterable[str] | None = None,
@@ -173,7 +190,8 @@ class Bot:
         A str (or list of str) is a keyword matched against the whole message, ignoring case,
         spacing and punctuation; ``re.compile(...)`` is searched in the message and the handler
         may ask for ``match``; ``state="order.size"`` answers contacts in that state. Besides the
-        message a handler may ask for ``match`` and ``conversation`` by naming them. It returns
+        message a handler may ask for ``match``, ``conversation`` and ``contact`` (the sender's
+        ContactProfile: name, language, timezone, fields, groups) by naming them. It returns
         a str, a Reply, or None for no reply. The function is returned unchanged.
         """
         if (trigger is None) == (state is None):
@@ -216,34 +234,41 @@ class Bot:
         conversation: Conversation | None = None,
         rules: Sequence[Route] = (),
         default: Route | None = None,
+        contact: ContactProfile | None = None,
     ) -> Outcome:
         """Answer ``msg``: its state's handler, then handlers, then ``rules``, then the default.
 
         ``default`` (a rules file's ``[default]``) replaces the bot's own default text; a
         ``@bot.fallback`` handler comes before both. A handler that raises, or returns something
         that is not a reply, raises HandlerError (its own exception is the ``__cause__``).
+        ``contact`` is the sender's profile, for handlers and templates that use it.
         """
         conversation = conversation if conversation is not None else Conversation()
         return (
-            self.dispatch_state(msg, conversation)
-            or self.dispatch_handlers(msg, conversation)
-            or self.dispatch_rules(msg, conversation, rules=rules, default=default)
+            self.dispatch_state(msg, conversation, contact=contact)
+            or self.dispatch_handlers(msg, conversation, contact=contact)
+            or self.dispatch_rules(msg, conversation, rules=rules, default=default, contact=contact)
         )
 
-    def dispatch_state(self, msg: Inbound, conversation: Conversation) -> Outcome | None:
+    def dispatch_state(
+        self, msg: Inbound, conversation: Conversation, *, contact: ContactProfile | None = None
+    ) -> Outcome | None:
         """The answer of the handler registered for the conversation's state, if there is one."""
         if conversation.state is not None and conversation.state in self.state_routes:
             route = self.state_routes[conversation.state]
-            return self._answer(route, f"state {route.name}", msg, None, conversation)
+            return self._answer(route, f"state {route.name}", msg, None, conversation, contact)
         return None
 
-    def dispatch_handlers(self, msg: Inbound, conversation: Conversation) -> Outcome | None:
+    def dispatch_handlers(
+        self, msg: Inbound, conversation: Conversation, *, contact: ContactProfile | None = None
+    ) -> Outcome | None:
         """The answer of the first trigger handler that matches ``msg``, if any."""
         for route in self.routes:
             assert route.matcher is not None
             match = route.matcher.match(msg.body)
             if match is not None:
-                return self._answer(route, f"handler {route.name}", msg, match, conversation)
+                source = f"handler {route.name}"
+                return self._answer(route, source, msg, match, conversation, contact)
         return None
 
     def dispatch_rules(
@@ -253,22 +278,28 @@ class Bot:
         *,
         rules: Sequence[Route] = (),
         default: Route | None = None,
+        contact: ContactProfile | None = None,
     ) -> Outcome:
         """The first of ``rules`` that matches, else the fallback handler or the default."""
         for route in rules:
             assert route.matcher is not None
             match = route.matcher.match(msg.body)
             if match is not None:
-                return self._answer(route, route.name, msg, match, conversation)
+                return self._answer(route, route.name, msg, match, conversation, contact)
         if self.fallback_route is not None:
             route = self.fallback_route
-            return self._answer(route, f"handler {route.name}", msg, None, conversation)
+            return self._answer(route, f"handler {route.name}", msg, None, conversation, contact)
         if default is not None:
-            return self._answer(default, default.name, msg, None, conversation)
+            return self._answer(default, default.name, msg, None, conversation, contact)
         return Outcome(Reply(self.default_reply), "default")
 
     @staticmethod
     def _answer(
-        route: Route, source: str, msg: Inbound, match: Match | None, conversation: Conversation
+        route: Route,
+        source: str,
+        msg: Inbound,
+        match: Match | None,
+        conversation: Conversation,
+        contact: ContactProfile | None,
     ) -> Outcome:
-        return Outcome(route.call(msg, match, conversation, source=source), source)
+        return Outcome(route.call(msg, match, conversation, source=source, contact=contact), source)

@@ -13,6 +13,7 @@ timers (a reminder, the expiry message): the store writes them as scheduled outb
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -22,6 +23,8 @@ from textback.core.conversation import Conversation
 from textback.core.matchers import Keyword
 from textback.core.message import Inbound
 from textback.core.message import Reply
+from textback.core.profile import ContactProfile
+from textback.core.profile import value_problem
 from textback.core.templates import Template
 
 # What a rule keyword arriving mid-flow does (``rule_keywords`` in the rules file).
@@ -96,6 +99,10 @@ class Branch:
 class Step:
     """One question of a flow, what makes an answer to it acceptable, and where it goes next.
 
+    ``save_to`` names the contact's value the answer is also saved to (``name``,
+    ``language``, ``timezone`` or ``fields.city``, as ContactProfile.value takes them); an
+    answer that cannot be that value (a language that is not a code) is not accepted.
+
     ``next`` is the step number (or DONE) an accepted answer goes to when the step has no
     branches; with branches, the first that takes the answer decides, else ``other`` (None:
     the step is asked again, as for an answer ``expect`` refuses). ``remind_after``: the
@@ -107,6 +114,7 @@ class Step:
     media: tuple[Template, ...] = ()
     expect: re.Pattern[str] | None = None
     retry: Template | None = None
+    save_to: str | None = None
     name: str | None = None
     next: int = DONE
     branches: tuple[Branch, ...] = ()
@@ -132,6 +140,21 @@ class Step:
         """How messages name the step: ``step 2 ('rate')``."""
         return f"step {number}" + (f" ({self.name!r})" if self.name else "")
 
+    def accepts(self, answer: str) -> bool:
+        """Whether ``answer`` (stripped) answers this step."""
+        if not answer or (self.expect is not None and not self.expect.search(answer)):
+            return False
+        return self.save_to is None or value_problem(self.save_to, answer) is None
+
+    def templates(self) -> Iterator[Template]:
+        """The step's texts: its question, its pictures, its retry and its reminder."""
+        yield self.ask
+        yield from self.media
+        if self.retry is not None:
+            yield self.retry
+        if self.remind is not None:
+            yield self.remind
+
 
 @dataclass(frozen=True)
 class Flow:
@@ -144,6 +167,18 @@ class Flow:
     done_media: tuple[Template, ...] = ()
     settings: ConversationSettings = field(default_factory=ConversationSettings)
     expired: Template | None = None
+
+    def templates(self) -> Iterator[tuple[str, Template]]:
+        """Every text of the flow, with where it is (``step 2``, ``done``, ``leave_reply``)."""
+        for number, step in enumerate(self.steps, start=1):
+            for template in step.templates():
+                yield f"step {number}", template
+        yield "done", self.done
+        for template in self.done_media:
+            yield "done", template
+        if self.expired is not None:
+            yield "expired", self.expired
+        yield "leave_reply", self.settings.leave_reply
 
     def state(self, number: int) -> str:
         """The stored state of a run waiting for the answer to step ``number`` (1-based)."""
@@ -171,71 +206,95 @@ class Timer:
 
 @dataclass(frozen=True)
 class FlowOutcome:
-    """A flow's answer: the reply, the run after it (None when completed), the values, and the
-    timers of the question asked (none when completed)."""
+    """A flow's answer: the reply, the run after it (None when completed), the values, what
+    the answer changes in the contact's profile (``save_to``), and the timers of the question
+    asked (none when completed)."""
 
     reply: Reply
     source: str
     conversation: Conversation | None
     values: dict[str, str]
     completed: bool = False
+    contact_changes: dict[str, str] = field(default_factory=dict)
     timers: tuple[Timer, ...] = ()
 
 
-class _Values(dict[str, str]):
-    """Saved values for a template; a name no step on the way saved (a branch skipped it)
-    fills in as nothing."""
-
-    def __missing__(self, key: str) -> str:
-        return ""
-
-
-def fill(template: Template, msg: Inbound, values: Mapping[str, str]) -> str:
-    """A template filled with saved values and the message's ``{from}``, ``{to}``, ``{body}``."""
-    return template.fill(_Values({**values, "from": msg.from_, "to": msg.to, "body": msg.body}))
+def fill(
+    template: Template,
+    msg: Inbound,
+    values: Mapping[str, str],
+    contact: ContactProfile | None = None,
+) -> str:
+    """A template filled with saved values, the message's ``{from}``, ``{to}``, ``{body}``
+    and the contact's ``{contact.…}`` (a contact not loaded is one with no profile). A saved
+    name that no step on the way saved (a branch skipped it) fills in as nothing."""
+    if template.uses_contact and contact is None:
+        contact = ContactProfile(msg.from_)
+    blanks = dict.fromkeys(template.fields, "")
+    return template.fill(
+        {**blanks, **values, "from": msg.from_, "to": msg.to, "body": msg.body}, contact
+    )
 
 
 def _reply(
-    text: Template, media: tuple[Template, ...], msg: Inbound, values: Mapping[str, str]
+    text: Template,
+    media: tuple[Template, ...],
+    msg: Inbound,
+    values: Mapping[str, str],
+    contact: ContactProfile | None,
 ) -> Reply:
-    return Reply(fill(text, msg, values), [fill(m, msg, values) for m in media])
+    return Reply(fill(text, msg, values, contact), [fill(m, msg, values, contact) for m in media])
 
 
 def _asked(
-    flow: Flow, number: int, msg: Inbound, values: dict[str, str], *, retry: bool
+    flow: Flow,
+    number: int,
+    msg: Inbound,
+    values: dict[str, str],
+    contact: ContactProfile | None,
+    *,
+    retry: bool,
+    changes: dict[str, str] | None = None,
 ) -> FlowOutcome:
-    """The outcome of asking step ``number`` (again, with its ``retry`` text, when ``retry``)."""
+    """The outcome of asking step ``number`` (again, with its ``retry`` text, when ``retry``),
+    with the question's timers."""
     step = flow.steps[number - 1]
     text = step.retry if retry and step.retry is not None else step.ask
     timers = []
     if step.remind_after is not None:
-        remind = _reply(step.remind or step.ask, () if step.remind else step.media, msg, values)
+        media = () if step.remind is not None else step.media
+        remind = _reply(step.remind or step.ask, media, msg, values, contact)
         source = f"flow {flow.name} step {number} remind"
         timers.append(Timer(REMIND, step.remind_after, remind, source))
     if flow.expired is not None:
-        expired = _reply(flow.expired, (), msg, values)
+        expired = _reply(flow.expired, (), msg, values, contact)
         timers.append(
             Timer(EXPIRE, flow.settings.expire_after, expired, f"flow {flow.name} expired")
         )
     return FlowOutcome(
-        _reply(text, step.media, msg, values),
+        _reply(text, step.media, msg, values, contact),
         f"flow {flow.name} step {number}" + (" retry" if retry else ""),
         Conversation(flow.state(number), values, flow=flow.name),
         values,
+        contact_changes=changes or {},
         timers=tuple(timers),
     )
 
 
-def start(flow: Flow, msg: Inbound) -> FlowOutcome:
+def start(flow: Flow, msg: Inbound, contact: ContactProfile | None = None) -> FlowOutcome:
     """A new run of ``flow``: ask its first question."""
-    return _asked(flow, 1, msg, {}, retry=False)
+    return _asked(flow, 1, msg, {}, contact, retry=False)
 
 
-def answer(flow: Flow, conversation: Conversation, msg: Inbound) -> FlowOutcome:
+def answer(
+    flow: Flow, conversation: Conversation, msg: Inbound, contact: ContactProfile | None = None
+) -> FlowOutcome:
     """Take ``msg`` as the answer to the step ``conversation`` waits on.
 
-    An empty answer, or one the step's ``expect`` doesn't find, gets the step's ``retry`` text
-    (or its question again) and the run stays on that step.
+    An empty answer, or one the step's ``expect`` doesn't find (or that cannot be the contact
+    value its ``save_to`` names), gets the step's ``retry`` text (or its question again) and
+    the run stays on that step. An answer saved to the contact is in ``contact_changes``, and
+    the next question already sees it.
     """
     number = flow.step_of(conversation)
     assert number is not None, "responder.decide checks the step first"
@@ -243,10 +302,15 @@ def answer(flow: Flow, conversation: Conversation, msg: Inbound) -> FlowOutcome:
     values = dict(conversation.values)
     text = msg.body.strip()
     goto = step.goes_to(text) if text else None
-    if goto is None or (step.expect is not None and not step.expect.search(text)):
-        return _asked(flow, number, msg, values, retry=True)
+    if goto is None or not step.accepts(text):
+        return _asked(flow, number, msg, values, contact, retry=True)
     values[step.save] = text
+    changes = {step.save_to: text} if step.save_to is not None else {}
+    if changes:
+        contact = (contact or ContactProfile(msg.from_)).changed(changes)
     if goto != DONE:
-        return _asked(flow, goto, msg, values, retry=False)
-    reply = _reply(flow.done, flow.done_media, msg, values)
-    return FlowOutcome(reply, f"flow {flow.name} done", None, values, completed=True)
+        return _asked(flow, goto, msg, values, contact, retry=False, changes=changes)
+    reply = _reply(flow.done, flow.done_media, msg, values, contact)
+    return FlowOutcome(
+        reply, f"flow {flow.name} done", None, values, completed=True, contact_changes=changes
+    )

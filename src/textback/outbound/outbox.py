@@ -27,6 +27,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
@@ -48,6 +49,8 @@ from textback.errors import TextbackError
 from textback.outbound.lookup import AmbiguousLookup
 from textback.outbound.lookup import find_sent
 from textback.outbound.queue import make_queue
+from textback.outbound.quiet import held_reason
+from textback.outbound.quiet import hold_until
 from textback.storage import flow_timers
 from textback.storage import outbox as rows_module
 from textback.storage.outbox import OutboxRows
@@ -142,11 +145,19 @@ class Outbox:
 
     def enqueue(self, entry_id: int, send_at: datetime | None = None) -> None:
         """Queue the task for a committed row (``send_at`` in the future: at that time)."""
-        if send_at is not None and send_at > self.rows.now():
-            self.send_task.schedule((entry_id,), eta=send_at)
-        else:
-            self.send_task(entry_id)
-        self.rows.mark_enqueued([entry_id])
+        self.enqueue_all([(entry_id, send_at)])
+
+    def enqueue_all(self, entries: Iterable[tuple[int, datetime | None]]) -> None:
+        """Queue the tasks for committed rows, each at its ``send_at``; one write marks them."""
+        stamp = self.rows.now()
+        ids = []
+        for entry_id, send_at in entries:
+            if send_at is not None and send_at > stamp:
+                self.send_task.schedule((entry_id,), eta=send_at)
+            else:
+                self.send_task(entry_id)
+            ids.append(entry_id)
+        self.rows.mark_enqueued(ids)
 
     def sweep(self) -> int:
         """Queue again the rows whose task was lost or whose worker died; returns how many."""
@@ -173,6 +184,14 @@ class Outbox:
     def _deliver(self, entry_id: int) -> Outcome | None:
         entry = self.rows.claim(entry_id, self.settings.outbox_stale_after)
         if entry is None:
+            return None
+        held = hold_until(
+            self.settings, self.store, source=entry.source, to=entry.to_number, when=self.rows.now()
+        )
+        if held is not None:  # a broadcast due in the contact's quiet hours waits for their end
+            self.rows.postpone(entry.id, held, held_reason(held))
+            self.enqueue(entry.id, held)
+            log.info("outbox %d held by quiet hours until %s", entry.id, f"{held:%H:%M UTC}")
             return None
         timed = self._fire(entry)
         if timed is not None:

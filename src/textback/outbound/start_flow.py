@@ -30,9 +30,12 @@ from textback.outbound.outbox import is_messaging_service
 from textback.outbound.send import last_number_used
 from textback.storage import flow_timers
 from textback.storage.flow_starts import begin_run
+from textback.storage.profiles import profile_of
 from textback.storage.store import Store
 
 log = logging.getLogger(__name__)
+
+FLOW_START = "flow-start"  # the first question's outbox source: quiet hours hold it
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,10 @@ def start_flow(
     texted). A contact who opted out is skipped, and so is one already in a conversation unless
     ``replace`` (that conversation then ends as "cancelled"). Each run and its first question
     are written in one transaction; after the commit the question is queued for a worker, and
-    the run's timers (reminder, expiry message) for their time. Raises TextbackError for an unknown flow or a Messaging Service as ``from_``.
+    the run's timers (reminder, expiry message) for their time. The question's outbox source is
+    ``flow-start``, which quiet hours hold (docs/broadcasts.md); its texts may use the contact's
+    profile (``{contact.name}``). Raises TextbackError for an unknown flow or a Messaging Service
+    as ``from_``.
     """
     flow = rules.flow(name)
     if flow is None:
@@ -81,7 +87,9 @@ def start_flow(
         if not sender or is_messaging_service(sender):
             results.append(FlowStart(number, skipped="has not texted us: give --from"))
             continue
-        begun = flows.start(flow, Inbound(sid="", from_=number, to=sender))
+        with store.engine.connect() as connection:
+            profile = profile_of(connection, number)
+        begun = flows.start(flow, Inbound(sid="", from_=number, to=sender), profile)
         problem = sending_problem(begun.reply.text, media=len(begun.reply.media))
         if problem is not None:
             results.append(FlowStart(number, skipped=f"the first question: {problem}"))
@@ -111,7 +119,7 @@ def start_flow(
                     to=number,
                     body=begun.reply.text,
                     media=begun.reply.media,
-                    source=begun.source,
+                    source=FLOW_START,
                     key=f"flow:{run_id}:start",
                 )
                 timers = flow_timers.waiting(connection, run_id)

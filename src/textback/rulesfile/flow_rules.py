@@ -32,6 +32,8 @@ from textback.core.flows import Flow
 from textback.core.flows import Step
 from textback.core.matchers import Keyword
 from textback.core.optout import OptOutPolicy
+from textback.core.profile import target
+from textback.core.templates import CONTACT
 from textback.core.templates import MESSAGE_FIELDS
 from textback.core.templates import Template
 from textback.core.templates import TemplateError
@@ -109,7 +111,8 @@ _STEP_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 class StepSpec(_Strict):
     ask: str
-    save: str
+    save: str | None = None  # None: named after save_to's value (contact.city: city)
+    save_to: str | None = None
     name: str | None = None
     media: list[str] = []
     expect: str | None = None
@@ -147,7 +150,7 @@ def _settings(
                 )
         leave = Keyword(spec.leave)
     if spec.leave_reply is not None:
-        reply = Template(spec.leave_reply, MESSAGE_FIELDS)
+        reply = Template(spec.leave_reply, MESSAGE_FIELDS | {CONTACT})
         check_length(reply, "leave_reply")
     if spec.expire_after is not None:
         try:
@@ -175,13 +178,17 @@ def parse_conversations(
 def _step(raw: Any, saved: list[str], expire_after: timedelta) -> tuple[Step, StepSpec]:
     """A step with its ``next`` and branches still to be resolved (see _resolve), and its spec."""
     spec = StepSpec.model_validate(raw)
-    if not spec.save.isidentifier():
-        raise ValueError(f"save = {spec.save!r} must be a plain name like 'zip' (for {{zip}})")
-    if spec.save in MESSAGE_FIELDS:
-        raise ValueError(f"save = {spec.save!r} is taken by the message's own {{{spec.save}}}")
-    if spec.save in saved:
-        raise ValueError(f"save = {spec.save!r}: an earlier step already saves {spec.save!r}")
-    available = MESSAGE_FIELDS | set(saved)
+    save_to = target(spec.save_to) if spec.save_to is not None else None
+    if spec.save is None and save_to is None:
+        raise ValueError("missing key 'save' (the name the answer is saved as, like 'zip')")
+    save = spec.save if spec.save is not None else str(save_to).removeprefix("fields.")
+    if not save.isidentifier():
+        raise ValueError(f"save = {save!r} must be a plain name like 'zip' (for {{zip}})")
+    if save in MESSAGE_FIELDS:
+        raise ValueError(f"save = {save!r} is taken by the message's own {{{save}}}")
+    if save in saved:
+        raise ValueError(f"save = {save!r}: an earlier step already saves {save!r}")
+    available = MESSAGE_FIELDS | set(saved) | {CONTACT}
     expect = None
     if spec.expect is not None:
         try:
@@ -218,10 +225,11 @@ def _step(raw: Any, saved: list[str], expire_after: timedelta) -> tuple[Step, St
         check_length(remind, "remind")
     step = Step(
         ask=ask,
-        save=spec.save,
+        save=save,
         media=tuple(Template(url, available) for url in spec.media),
         expect=expect,
         retry=retry,
+        save_to=save_to,
         name=spec.name,
         remind_after=remind_after,
         remind=remind,
@@ -241,13 +249,13 @@ def _shown(duration: timedelta) -> str:
     return f"{seconds}s"
 
 
-def _branch(raw: Any, target: Callable[[str, str], int]) -> Branch:
+def _branch(raw: Any, step_number: Callable[[str, str], int]) -> Branch:
     spec = BranchSpec.model_validate(raw)
     given = [key for key in BRANCH_TESTS if getattr(spec, key) is not None]
     if len(given) != 1:
         which = " and ".join(given) if given else "none"
         raise ValueError(f"a branch needs exactly one of {', '.join(BRANCH_TESTS)} (found {which})")
-    goto = target("goto", spec.goto)
+    goto = step_number("goto", spec.goto)
     if spec.keyword is not None or spec.keywords is not None:
         words = [spec.keyword] if spec.keyword is not None else list(spec.keywords or [])
         if not words or not all(normalize_keyword(word) for word in words):
@@ -273,7 +281,7 @@ def _resolve(steps: list[tuple[Step, StepSpec]], where: str, path: str) -> tuple
     for number, (step, spec) in enumerate(steps, start=1):
         here = f"{where}, {step.label(number)}"
 
-        def target(key: str, name: str) -> int:
+        def step_number(key: str, name: str) -> int:
             if name == DONE_NAME:
                 return DONE
             if name not in numbers:
@@ -286,14 +294,14 @@ def _resolve(steps: list[tuple[Step, StepSpec]], where: str, path: str) -> tuple
 
         try:
             following = number + 1 if number < len(steps) else DONE
-            next_step = target("next", spec.next) if spec.next is not None else following
-            other = target("other", spec.other) if spec.other is not None else None
+            next_step = step_number("next", spec.next) if spec.next is not None else following
+            other = step_number("other", spec.other) if spec.other is not None else None
         except ValueError as exc:
             raise RulesError(path, here, str(exc)) from None
         branches = []
         for index, raw in enumerate(spec.branch, start=1):
             try:
-                branches.append(_branch(raw, target))
+                branches.append(_branch(raw, step_number))
             except ValidationError as exc:
                 raise RulesError(
                     path, f"{here}, branch {index}", problem(exc, BranchSpec)
@@ -375,7 +383,7 @@ def _flow(
             raise RulesError(path, here, str(exc)) from None
     steps = _resolve(parsed, where, path)
     _check_finishes(steps, where, path)
-    available = MESSAGE_FIELDS | {step.save for step in steps}
+    available = MESSAGE_FIELDS | {step.save for step in steps} | {CONTACT}
     try:
         done = Template(spec.done, available)
         check_length(done, "done")

@@ -35,15 +35,20 @@ def begin_run(
     replace: bool = False,
 ) -> tuple[int | None, str | None]:
     """Open the run ``decision`` starts for ``number`` texting ``our_number``: (run id, None),
-    or (None, why not) for an opted-out contact or one in another conversation (unless
-    ``replace``: that one then ends as "cancelled")."""
+    or (None, why not) for an opted-out contact, one a person has taken over, or one in another
+    conversation (unless ``replace``: that one then ends as "cancelled")."""
     connection.execute(
         insert(contacts)
         .values(our_number=our_number, number=number, first_seen=stamp, opted_out=False)
         .on_conflict_do_nothing(index_elements=["our_number", "number"])
     )
     contact = connection.execute(
-        select(contacts.c.id, contacts.c.opted_out, contacts.c.opted_out_at)
+        select(
+            contacts.c.id,
+            contacts.c.opted_out,
+            contacts.c.opted_out_at,
+            contacts.c.taken_over_at,
+        )
         .where(and_(contacts.c.our_number == our_number, contacts.c.number == number))
         .with_for_update(key_share=True)
     ).one()
@@ -54,6 +59,8 @@ def begin_run(
             else "an unknown time"
         )
         return None, f"opted out at {when}"
+    if contact.taken_over_at is not None:
+        return None, "a person has taken them over (hand them back first)"
     open_run = connection.execute(OPEN_RUN, {"contact_id": contact.id}).first()
     conversation, run_id = conversation_of(connection, open_run, stamp)
     if conversation is not None and run_id is not None:

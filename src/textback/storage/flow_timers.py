@@ -11,6 +11,7 @@ run's waiting timers in its own transaction. A worker that takes a due timer row
 ``fire``, which decides under the contact's row lock, the lock every webhook of that contact
 takes first, so a timer and an answer are always one after the other, never interleaved:
 
+- nothing is sent while a person has taken the contact over (storage/takeover.py);
 - a reminder is sent only while its run is open, unexpired and still has the timer waiting;
 - the expiry message ends the run as ``expired`` with one conditional UPDATE (still open, and
   its ``expires_at`` passed) and is sent only if that UPDATE ended it (or the run was found
@@ -179,9 +180,11 @@ def fire(connection: Connection, outbox_id: int, stamp: datetime) -> Fired:
         return SEND
     contact_id = connection.execute(select(_runs.c.contact_id).where(_runs.c.id == run_id)).scalar()
     # The lock every webhook of this contact takes first: an answer is wholly before or after.
-    connection.execute(
-        select(contacts.c.id).where(contacts.c.id == contact_id).with_for_update(key_share=True)
-    ).first()
+    taken_over_at = connection.execute(
+        select(contacts.c.taken_over_at)
+        .where(contacts.c.id == contact_id)
+        .with_for_update(key_share=True)
+    ).scalar()
     kind, state = connection.execute(
         select(flow_timers.c.kind, flow_timers.c.state).where(flow_timers.c.outbox_id == outbox_id)
     ).one()
@@ -189,6 +192,8 @@ def fire(connection: Connection, outbox_id: int, stamp: datetime) -> Fired:
         return SEND
     if state == CANCELLED:
         return Fired(False, "the flow moved on before it was due")
+    if taken_over_at is not None:  # a person answers them now; handing back ends the run
+        return _cancelled(connection, outbox_id, "a person has taken the contact over")
     run = connection.execute(
         select(_runs.c.status, _runs.c.ended_at, _runs.c.expires_at).where(_runs.c.id == run_id)
     ).one()
