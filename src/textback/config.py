@@ -78,6 +78,8 @@ class Settings:
     metrics_token: str | None = None
     carrier_replies: str = "twilio"
     sender_name: str | None = None
+    # The outage journal (docs/outage.md)
+    outage_reply: str = ""
 
     @property
     def development(self) -> bool:
@@ -271,6 +273,8 @@ def _build(values: Mapping[str, str]) -> Settings:
         metrics_token=values.get("TEXTBACK_METRICS_TOKEN", "").strip() or None,
         carrier_replies=_carrier_replies(values),
         sender_name=_sender_name(values),
+        # The outage journal (docs/outage.md)
+        outage_reply=_outage_reply(values),
     )
 
 
@@ -343,3 +347,18 @@ def _limiter_storage(values: Mapping[str, str]) -> str:
             "or a storage URI such as redis://127.0.0.1:6379"
         )
     return storage
+
+
+# The outage journal (docs/outage.md)
+MAX_OUTAGE_REPLY = 320  # two SMS segments: an acknowledgement, not a message of its own
+
+
+def _outage_reply(values: Mapping[str, str]) -> str:
+    """TEXTBACK_OUTAGE_REPLY: what a message is answered with while the database is down."""
+    text = values.get("TEXTBACK_OUTAGE_REPLY", "").strip()
+    if len(text) > MAX_OUTAGE_REPLY:
+        raise ConfigError(
+            f"TEXTBACK_OUTAGE_REPLY is {len(text)} characters: keep it to {MAX_OUTAGE_REPLY} "
+            "(a short acknowledgement; the real reply follows when the database is back)"
+        )
+    return text
