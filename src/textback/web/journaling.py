@@ -74,6 +74,7 @@ class Journaling:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
+        self.background = True  # False: only replay_once() replays (tests that replay by hand)
 
     @classmethod
     def for_service(
@@ -143,6 +144,8 @@ class Journaling:
         """Make sure a thread replays the journal, now or as soon as the database answers; it
         ends when nothing waits. Cheap when one runs already."""
         with self._lock:
+            if not self.background:
+                return
             if self._thread is not None:
                 self._wake.set()
                 return
