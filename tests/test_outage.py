@@ -21,7 +21,7 @@ from textback.app import create_app
 from textback.channel.forms import inbound_form
 from textback.channel.forms import status_form
 from textback.channel.twiml import parse_twiml
-from textback.rulesfile.rules import DEFAULT_REPLY
+from textback.core.bot import DEFAULT_REPLY
 from textback.storage import tables
 from textback.storage.outbox import outbox
 from textback.testing import TEST_TOKEN
