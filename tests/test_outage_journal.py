@@ -359,3 +359,25 @@ def test_postgresql_connections_fail_fast() -> None:
     with pytest.raises(ConnectionRefusedError):
         chosen.connect()
     assert str(seen["connect_timeout"]) == "10"  # the URL's own wins
+
+
+def test_messages_wait_behind_the_journal_until_it_is_replayed(
+    outage: Callable[..., Outage],
+) -> None:
+    down = outage()
+    down.journaling.background = False
+    down.switch.down()
+    down.phone.send("hello", from_=ALICE)
+    down.phone.send("STOP", from_=ALICE)
+    down.switch.up()
+    # The database is back but the journal is not replayed yet (its thread is pending): a new
+    # message is journaled behind it, not answered ahead of Alice's STOP.
+    down.journaling.pending = True
+    after = down.phone.send("hello again", from_=ALICE)
+    assert after.status == 200 and texts(after) == []
+    assert down.journaling.waiting() == 3
+    done = down.journaling.replay_once()
+    assert done is not None and (done.stored, done.owed) == (3, 0)
+    assert down.opted_out(ALICE)
+    sources = {row.body: row.source for row in down.inbound()}
+    assert sources["hello again"] == "opted out (journal)"

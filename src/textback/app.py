@@ -86,7 +86,7 @@ def create_app(
     outage = DatabaseOutage()
     app.extensions[health.OUTAGE_KEY] = outage
     # During a database outage webhooks are kept in a journal and replayed (docs/outage.md).
-    journaling = Journaling.for_service(service, app.app_context)
+    journaling = Journaling.for_service(service, app.app_context, outage)
     app.extensions[JOURNALING_KEY] = journaling
     # The webhooks are served without Flask; every other path goes on to Flask's pages.
     webhook = WebhookApp(

@@ -137,15 +137,19 @@ class Journal:
                 continue
         return count
 
+    def taken_files(self) -> list[Path]:
+        """The files a replay took and has not finished (it runs, or it died)."""
+        return sorted(self.folder.glob(f"{JOURNAL}.*{TAKEN_SUFFIX}"))
+
     def _files(self) -> list[Path]:
-        taken = sorted(self.folder.glob(f"{JOURNAL}.*{TAKEN_SUFFIX}"))
+        taken = self.taken_files()
         return [*taken, self.path] if self.path.exists() else taken
 
     def take(self) -> list[Path]:
         """Take every waiting entry for replay: files left by an earlier replay first, then the
         journal itself, renamed away under the lock so new appends start a new file."""
         with self._locked():
-            taken = sorted(self.folder.glob(f"{JOURNAL}.*{TAKEN_SUFFIX}"))
+            taken = self.taken_files()
             if self.path.exists() and self.path.stat().st_size:
                 target = self.path.with_name(
                     f"{JOURNAL}.{time.time_ns():020d}.{os.getpid()}{TAKEN_SUFFIX}"

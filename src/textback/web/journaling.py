@@ -14,8 +14,11 @@ database, so Twilio gets its 200 within its timeout and nothing is lost:
 
 A thread of each server process that journaled something (or found entries waiting when it
 started) replays the journal when the database answers ``SELECT 1`` again
-(web/journal_replay.py); the replay lock lets one process at a time do it. docs/outage.md has
-the whole story.
+(web/journal_replay.py); the replay lock lets one process at a time do it. Until that thread
+has stored the outage's entries (``pending``), the process keeps journaling what comes, without
+asking the database: a message is then never answered ahead of the outage's entries, so a STOP
+sent during the outage is recorded before anything later from that contact is answered.
+docs/outage.md has the whole story.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from textback.web.journal_replay import MESSAGE
 from textback.web.journal_replay import STATUS
 from textback.web.journal_replay import JournalReplay
 from textback.web.journal_replay import Replayed
+from textback.web.outage import DatabaseOutage
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,7 @@ class Journaling:
         context: Callable[[], AbstractContextManager[object]] = nullcontext,
         outbox: Callable[[], Outbox] | None = None,
         retry_seconds: float = RETRY_SECONDS,
+        outage: DatabaseOutage | None = None,
     ) -> None:
         self.service = service
         self.journal = journal
@@ -75,13 +80,21 @@ class Journaling:
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self.background = True  # False: only replay_once() replays (tests that replay by hand)
+        # True while this process's replay thread runs: new webhooks go to the journal too.
+        self.pending = False
+        self.outage = outage
+        self._other_replays = False  # the replay lock was found taken by another process
 
     @classmethod
     def for_service(
-        cls, service: Textback, context: Callable[[], AbstractContextManager[object]]
+        cls,
+        service: Textback,
+        context: Callable[[], AbstractContextManager[object]],
+        outage: DatabaseOutage,
     ) -> Journaling:
         """The journal in the service's instance folder."""
-        return cls(service, Journal(service.settings.instance_path), context=context)
+        journal = Journal(service.settings.instance_path)
+        return cls(service, journal, context=context, outage=outage)
 
     def outbox(self) -> Outbox:
         """The outbox owed replies go to (its queue connection made on first use)."""
@@ -150,6 +163,7 @@ class Journaling:
                 self._wake.set()
                 return
             self._thread = threading.Thread(target=self._run, name="textback-journal", daemon=True)
+            self.pending = True
             self._thread.start()
 
     def start_if_waiting(self) -> bool:
@@ -179,17 +193,29 @@ class Journaling:
             return None
         if database_problem(self.service.store.engine) is not None:
             return None
+        if self.outage is not None:
+            self.outage.answered()  # logs the end of the outage (requests wait for the replay)
         with self.journal.replaying() as mine:
             if not mine:
+                self._other_replays = True
                 return None
             return self.replayer.run(self.journal)
 
     def _run(self) -> None:
+        self._other_replays = False
         while True:
             try:
-                self.replay_once()
+                replayed = self.replay_once()
             except Exception:  # the thread must go on: the entries are still on disk
                 log.exception("replaying the outage journal failed; trying again")
+                replayed = None
+            # Once the entries of the outage are stored (here, or by the process that held the
+            # replay lock), webhooks are answered as usual again; what came meanwhile is
+            # replayed next, so the journal empties however busy the number is.
+            if (replayed is not None and replayed.complete) or (
+                self._other_replays and not self.journal.taken_files()
+            ):
+                self.pending = False
             with self._lock:
                 try:
                     empty = not self.journal.waiting()
@@ -197,6 +223,7 @@ class Journaling:
                     empty = False
                 if empty:
                     self._thread = None
+                    self.pending = False
                     return
                 self._wake.clear()
             self._wake.wait(self.retry_seconds)

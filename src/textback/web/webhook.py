@@ -234,6 +234,9 @@ class WebhookApp:
                 return self.refuse(msg, MESSAGE_PATH)
         except Exception as exc:
             return self.failure(exc, method, MESSAGE_PATH)
+        if self.journaling is not None and self.journaling.pending:
+            # Behind the journal's replay: kept in order after it (STOPs honoured first).
+            return self.journaled(None, lambda j: j.message(msg, base))
         try:
             with self.context():
                 twiml = self.service.answer(msg, base)
@@ -254,6 +257,9 @@ class WebhookApp:
                 return self.refuse(report, STATUS_PATH)
         except Exception as exc:
             return self.failure(exc, method, STATUS_PATH)
+        journaling = self.journaling
+        if journaling is not None and journaling.pending and isinstance(report, StatusReport):
+            return self.journaled(None, lambda j: j.status(report))
         try:
             if isinstance(report, StatusReport):
                 self.service.store.record_status(dict(report.params), report.reply_to)
@@ -282,12 +288,15 @@ class WebhookApp:
                 self.outage.answered()
         return refused(refusal)
 
-    def journaled(self, exc: Exception, keep: Callable[[Journaling], str | None]) -> HttpResponse:
-        """The answer while the database is down: the request kept in the journal (on disk)
-        and answered at once (TwiML, or 204 for a status); 503 if the journal cannot be
-        written either, so that Twilio tries again."""
+    def journaled(
+        self, exc: Exception | None, keep: Callable[[Journaling], str | None]
+    ) -> HttpResponse:
+        """The answer while the database is down (``exc``) or the journal waits to be
+        replayed: the request kept in the journal (on disk) and answered at once (TwiML, or
+        204 for a status); 503 if the journal cannot be written either, so Twilio tries again."""
         assert self.journaling is not None
-        self.outage.failed(exc)
+        if exc is not None:
+            self.outage.failed(exc)
         try:
             twiml = keep(self.journaling)
         except OSError as error:
