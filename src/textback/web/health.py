@@ -69,7 +69,8 @@ def readyz() -> Response:
 
 
 def journal_line() -> str:
-    """``journal: 3 entries waiting to be replayed``: the outage journal (docs/outage.md)."""
+    """``journal: 3 entries waiting to be replayed``: the outage journal (docs/outage.md).
+    Entries waiting are replayed from now on, if they were not already."""
     journaling = current_app.extensions[JOURNALING_KEY]
     assert isinstance(journaling, Journaling)
     try:
@@ -77,6 +78,8 @@ def journal_line() -> str:
         rejected = journaling.journal.rejected()
     except OSError as exc:
         return f"journal: cannot be read: {exc}"
+    if waiting:
+        journaling.start()  # under a server that did not replay at start (gunicorn): now
     line = f"journal: {waiting} entries waiting to be replayed"
     if rejected:
         line += (
