@@ -21,11 +21,13 @@ from sqlalchemy.exc import OperationalError
 
 from textback.channel.forms import inbound_form
 from textback.channel.twiml import parse_twiml
+from textback.config import Settings
 from textback.core.bot import DEFAULT_REPLY
 from textback.core.optout import HELP_TAIL
 from textback.core.optout import START_REPLY
 from textback.core.optout import STOP_REPLY
 from textback.core.optout import OptOutPolicy
+from textback.errors import ConfigError
 from textback.storage.engine import POOL_TIMEOUT_S
 from textback.storage.engine import POSTGRES_CONNECT_TIMEOUT_S
 from textback.storage.engine import make_engine
@@ -292,6 +294,8 @@ def test_an_entry_that_cannot_be_stored_is_kept_aside(outage: Callable[..., Outa
     scrape = down.app.test_client().get("/metrics").get_data(as_text=True)
     assert 'textback_journal{state="rejected"} 1.0' in scrape
     assert 'textback_journal{state="waiting"} 0.0' in scrape
+    assert 'textback_journal_replayed_total{outcome="rejected"}' in scrape
+    assert 'textback_journal_appended_total{kind="message"}' in scrape
 
 
 def test_a_server_started_with_entries_waiting_replays_them(
@@ -381,3 +385,11 @@ def test_messages_wait_behind_the_journal_until_it_is_replayed(
     assert down.opted_out(ALICE)
     sources = {row.body: row.source for row in down.inbound()}
     assert sources["hello again"] == "opted out (journal)"
+
+
+def test_the_outage_reply_is_short() -> None:
+    with pytest.raises(ConfigError, match="TEXTBACK_OUTAGE_REPLY is 321 characters"):
+        Settings.load({"TEXTBACK_OUTAGE_REPLY": "x" * 321}, environ={})
+    assert (
+        Settings.load({"TEXTBACK_OUTAGE_REPLY": "  On it.  "}, environ={}).outage_reply == "On it."
+    )

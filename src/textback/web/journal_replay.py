@@ -118,6 +118,7 @@ class JournalReplay:
         store = service.store
         # The hot path's recorder, with the time the message really came as its stamp.
         self.recorder = InboundRecorder(store.engine, store.insert, store.write_lock)
+        self.paused = False  # the last replay stopped because the database went away
 
     def run(self, journal: Journal) -> Replayed:
         """Replay every waiting entry; the caller holds ``journal.replaying()``."""
@@ -133,11 +134,15 @@ class JournalReplay:
                 outcome = self.entry(entry, result)
             except Exception as exc:
                 if is_unavailable(exc):
-                    log.warning(
+                    # One line until a replay completes: a database that keeps failing is
+                    # tried again every second.
+                    log.log(
+                        logging.DEBUG if self.paused else logging.WARNING,
                         "journal replay paused, the database went away again (%s); %d entries wait",
                         describe(exc),
                         journal.waiting(),
                     )
+                    self.paused = True
                     result.complete = False
                     return result
                 log.exception("a journal entry could not be stored; kept in the rejected file")
@@ -147,6 +152,7 @@ class JournalReplay:
             metrics.REPLAYED.labels(outcome).inc()
         for path in taken:
             Journal.done(path)
+        self.paused = False
         log.info(
             "journal replayed: %d stored, %d stored before, %d replies queued, %d rejected",
             result.stored,
