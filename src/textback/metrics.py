@@ -73,6 +73,7 @@ def source_kind(source: str) -> str:
         "rule": "rule",
         "default": "default",
         "opted": "silent",
+        "taken": "person",
         "error": "error",
     }
     return kinds.get(head.rstrip(":"), "other")

@@ -92,6 +92,7 @@ class Textback:
                         bot=self.bot,
                         rules=self.rules,
                         carrier=self.carrier,
+                        taken_over=state.taken_over,
                     ),
                 )
                 twiml = render(decision.reply, callback if not decision.reply.is_empty else None)

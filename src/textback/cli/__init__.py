@@ -11,6 +11,7 @@ from textback.cli import log
 from textback.cli import replay
 from textback.cli import serving
 from textback.cli import simulate_command
+from textback.cli import takeover
 from textback.cli import twilio
 from textback.cli import worker
 from textback.cli.group import main
@@ -26,6 +27,7 @@ __all__ = [
     "replay",
     "serving",
     "simulate_command",
+    "takeover",
     "twilio",
     "worker",
 ]

@@ -21,6 +21,7 @@ from textback.core.bot import Bot
 from textback.core.conversation import Conversation
 from textback.core.message import Inbound
 from textback.core.optout import Carrier
+from textback.core.responder import TAKEN_OVER
 from textback.core.responder import TWILIO_ANSWERS
 from textback.core.responder import Decision
 from textback.core.responder import decide
@@ -125,6 +126,8 @@ def replay(
                     bot=bot,
                     rules=rules,
                     carrier=carrier,
+                    # A person answered it then: the new rules would have stayed silent too.
+                    taken_over=old.source == TAKEN_OVER,
                 )
             except Exception as exc:  # user code: report it, go on with the next message
                 if report(old):

@@ -2,7 +2,8 @@
 
 The store loads what is known about the contact, calls ``decide``, and commits what it returns.
 The order: carrier commands (STOP, HELP, and START from an opted-out contact; from anyone else
-START/YES/UNSTOP are ordinary messages) → silence for an opted-out contact → the leave
+START/YES/UNSTOP are ordinary messages) → silence for an opted-out contact → silence for a
+contact a person has taken over (their message waits for that person) → the leave
 word of an open conversation → a flow trigger restarting or switching flows → the open flow's
 step (or the Python state's handler) → Python handlers → flow triggers → the rules file's rules
 → the default. docs/conversations.md explains it for users.
@@ -32,6 +33,7 @@ from textback.errors import HandlerError
 
 _TWILIO_OPT_OUT_TYPES = {"STOP": Command.STOP, "START": Command.START, "HELP": Command.HELP}
 TWILIO_ANSWERS = Carrier()  # the default: Twilio's own opt-out handling answers
+TAKEN_OVER = "taken over"  # the source of a message left for the person who took over
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,8 @@ class Decision:
     "stopped", "left", "ended", "expired"), None when it goes on (or there was none); a new
     conversation may then start in the same message. ``ended_values`` are the ended run's final
     values (None: as stored). ``expire_after`` is the idle time after which ``conversation`` is
-    forgotten.
+    forgotten. ``waits_for_person`` is true for a message the bot left unanswered because a
+    person took the contact over: it waits for their reply.
     """
 
     reply: Reply
@@ -53,6 +56,7 @@ class Decision:
     ended: str | None = None
     ended_values: dict[str, str] | None = None
     expire_after: timedelta | None = None
+    waits_for_person: bool = False
 
 
 def failed(
@@ -95,11 +99,15 @@ def decide(
     bot: Bot,
     rules: RuleSet,
     carrier: Carrier = TWILIO_ANSWERS,
+    taken_over: bool = False,
 ) -> Decision:
     """The answer to ``msg`` from a contact in the given state (an open, unexpired conversation).
 
     ``carrier`` says whether Twilio answers carrier commands on this number; when it does, or
     when the webhook carries ``OptOutType``, the command is recorded and answered with nothing.
+    ``taken_over``: a person answers this contact (the admin's "Take over"); only carrier
+    commands are still handled, anything else gets no reply and waits for them, the open
+    conversation untouched.
     """
     command, twilio_answered = carrier_command(msg, rules, opted_out=opted_out)
     if command is not None:
@@ -118,6 +126,8 @@ def decide(
         )
     if opted_out:
         return Decision(Reply(""), "opted out", conversation)
+    if taken_over:
+        return Decision(Reply(""), TAKEN_OVER, conversation, waits_for_person=True)
     if conversation is None:
         near = rules.optout.near_miss(msg.body)
         if near is None:

@@ -60,12 +60,26 @@ class Base(DeclarativeBase):
 class Contact(Base):
     """One person texting one of our numbers; opt-outs are kept here.
 
-    A message does not write this row (only a new contact or an opt-out change does): when a
-    contact was last seen is the time of their latest message.
+    A message does not write this row (only a new contact, an opt-out change, or the first
+    message waiting for a person does): when a contact was last seen is the time of their
+    latest message.
+
+    ``taken_over_at`` is set while a person answers the contact instead of the bot (the
+    admin's "Take over", storage/takeover.py), ``taken_over_by`` says who; ``waiting_since`` is
+    the time of their oldest message still waiting for that person's reply. Only taken-over
+    contacts are in the partial index, which the admin's list of them reads.
     """
 
     __tablename__ = "contacts"
-    __table_args__ = (UniqueConstraint("our_number", "number", name="uq_contacts_numbers"),)
+    __table_args__ = (
+        UniqueConstraint("our_number", "number", name="uq_contacts_numbers"),
+        Index(
+            "ix_contacts_taken_over",
+            "taken_over_at",
+            sqlite_where=text("taken_over_at IS NOT NULL"),
+            postgresql_where=text("taken_over_at IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     our_number: Mapped[str] = mapped_column(String(64))
@@ -73,6 +87,9 @@ class Contact(Base):
     first_seen: Mapped[datetime]
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     opted_out_at: Mapped[datetime | None]
+    taken_over_at: Mapped[datetime | None]
+    taken_over_by: Mapped[str | None] = mapped_column(String(100))
+    waiting_since: Mapped[datetime | None]
 
 
 class Message(Base):
