@@ -27,6 +27,7 @@ from textback.core.optout import HELP_TAIL
 from textback.core.optout import START_REPLY
 from textback.core.optout import STOP_REPLY
 from textback.core.optout import OptOutPolicy
+from textback.core.responder import TAKEN_OVER
 from textback.errors import ConfigError
 from textback.storage.engine import POOL_TIMEOUT_S
 from textback.storage.engine import POSTGRES_CONNECT_TIMEOUT_S
@@ -35,8 +36,10 @@ from textback.storage.journal import Entry
 from textback.storage.outbox import outbox
 from textback.storage.tables import contacts
 from textback.storage.tables import messages
+from textback.storage.takeover import Takeovers
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
+from textback.web.journal_replay import JOURNALED
 from textback.web.journal_replay import outbox_key
 from textback.web.journal_replay import replay_order
 from textback.web.journaling import JOURNALING_KEY
@@ -135,10 +138,13 @@ def test_messages_are_journaled_answered_and_replayed_once(outage: Callable[...,
     assert [row.body for row in stored] == ["hello", "hello", "what time is it?"]
     assert len({row.sid for row in stored}) == 3
     assert [row.source for row in stored[1:]] == [
-        "rule 1 (keyword hello) (journal)",
-        "default (journal)",
+        "rule 1 (keyword hello)",
+        "default",
     ]
     assert before <= stored[1].created_at <= stored[2].created_at  # when they came, not later
+    params = dict(down.rows(select(messages.c.sid, messages.c.params)))
+    assert JOURNALED not in params[stored[0].sid]  # answered live
+    assert datetime.fromisoformat(params[hello.sid][JOURNALED]) >= before
     owed = {row.key: row for row in down.owed()}
     assert owed.keys() == {outbox_key(hello.sid), outbox_key(other.sid)}
     assert owed[outbox_key(hello.sid)].body == "Hello back to you!"
@@ -207,9 +213,9 @@ def test_carrier_commands_are_answered_by_twilio_during_an_outage(
     # ordinary message, whose reply is owed (the outbox will not send it: she then said STOP).
     assert [row.body for row in down.owed()] == [DEFAULT_REPLY]
     assert [row.source for row in down.inbound()] == [
-        "optout help (journal)",
-        "default (journal)",  # START from a contact who had not opted out: an ordinary message
-        "optout stop (journal)",
+        "optout help",
+        "default",  # START from a contact who had not opted out: an ordinary message
+        "optout stop",
     ]
     box = down.journaling.outbox()
     (row,) = down.rows(select(outbox.c.id))
@@ -256,7 +262,7 @@ def test_stops_are_replayed_first_and_owed_replies_never_reach_them(
         outbox_key(carol_hello.sid),
     }
     sources = {row.sid: row.source for row in down.inbound()}
-    assert sources[alice_hello.sid] == "opted out (journal)"
+    assert sources[alice_hello.sid] == "opted out"
 
 
 def test_the_outage_reply_setting(outage: Callable[..., Outage]) -> None:
@@ -384,7 +390,7 @@ def test_messages_wait_behind_the_journal_until_it_is_replayed(
     assert done is not None and (done.stored, done.owed) == (3, 0)
     assert down.opted_out(ALICE)
     sources = {row.body: row.source for row in down.inbound()}
-    assert sources["hello again"] == "opted out (journal)"
+    assert sources["hello again"] == "opted out"
 
 
 def test_the_outage_reply_is_short() -> None:
@@ -393,3 +399,20 @@ def test_the_outage_reply_is_short() -> None:
     assert (
         Settings.load({"TEXTBACK_OUTAGE_REPLY": "  On it.  "}, environ={}).outage_reply == "On it."
     )
+
+
+def test_a_contact_taken_over_by_a_person_waits_for_them_after_the_outage(
+    outage: Callable[..., Outage],
+) -> None:
+    down = outage()
+    down.phone.send("hello", from_=ALICE)
+    takeovers = Takeovers(down.app.extensions["textback"].store)
+    ((contact_id, _),) = takeovers.contacts_of(ALICE)
+    assert takeovers.take_over(contact_id, by="test")
+    down.switch.down()
+    down.phone.send("are you there?", from_=ALICE)
+    down.recover()
+    assert down.owed() == []  # the person answers, not the bot
+    assert down.inbound()[-1].source == TAKEN_OVER
+    waiting = down.rows(select(contacts.c.waiting_since).where(contacts.c.id == contact_id))
+    assert waiting[0][0] is not None

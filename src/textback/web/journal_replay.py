@@ -53,7 +53,10 @@ log = logging.getLogger(__name__)
 
 MESSAGE = "message"
 STATUS = "status"
-JOURNALED = " (journal)"  # appended to a replayed message's source: it came via the journal
+# The one parameter textback adds to a replayed message's stored form (and to the Inbound its
+# handlers get): when it reached the webhook. Sources stay the responder's own, which the
+# take-over and `textback replay` compare.
+JOURNALED = "TextbackJournaledAt"
 
 
 def outbox_key(sid: str) -> str:
@@ -178,7 +181,7 @@ class JournalReplay:
 
     def message(self, entry: Entry, result: Replayed) -> bool:
         """Store a journaled message and put the reply it is owed in the outbox."""
-        msg = Inbound.from_form(entry.form)
+        msg = Inbound.from_form((*entry.form, (JOURNALED, entry.received_at.isoformat())))
         outbox = self.outbox()
         owed: list[int] = []
         failures: list[Exception] = []
@@ -186,10 +189,9 @@ class JournalReplay:
         def decide_and_keep(connection: Connection, state: ContactState) -> Decided:
             decision = self.decision(msg, state, failures)
             command, _ = carrier_command(msg, self.service.rules, opted_out=state.opted_out)
-            source = decision.source + JOURNALED
             if entry.answered and command is not None:
                 # The webhook's own answer carried the reply (or Twilio answered): kept as is.
-                return Decided(replace(decision, source=source), entry.answer)
+                return Decided(decision, entry.answer)
             reply = decision.reply
             if not reply.is_empty:
                 row, new = outbox.rows.add(
@@ -198,13 +200,13 @@ class JournalReplay:
                     to=msg.from_,
                     body=reply.text,
                     media=reply.media,
-                    source=source,
+                    source=decision.source,
                     key=outbox_key(msg.sid),
                 )
                 if new:
                     owed.append(row)
             # The reply is the outbox's now: no TwiML reply row (it was never sent as one).
-            return Decided(replace(decision, reply=Reply(""), source=source), entry.answer)
+            return Decided(replace(decision, reply=Reply("")), entry.answer)
 
         with self.context():
             _, new = self.recorder.record(msg, decide_and_keep, entry.received_at)
@@ -238,6 +240,7 @@ class JournalReplay:
                 bot=service.bot,
                 rules=service.rules,
                 carrier=service.carrier,
+                taken_over=state.taken_over,
             )
         except Exception as exc:
             failures.append(exc)
