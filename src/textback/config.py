@@ -81,6 +81,8 @@ class Settings:
     sender_name: str | None = None
     # broadcasts: quiet hours as (start, end) minutes after midnight, contacts' local time
     quiet_hours: tuple[int, int] | None = None
+    # The outage journal (docs/outage.md)
+    outage_reply: str = ""
 
     @property
     def development(self) -> bool:
@@ -275,6 +277,8 @@ def _build(values: Mapping[str, str]) -> Settings:
         carrier_replies=_carrier_replies(values),
         sender_name=_sender_name(values),
         quiet_hours=_quiet_hours(values),
+        # The outage journal (docs/outage.md)
+        outage_reply=_outage_reply(values),
     )
 
 
@@ -363,3 +367,18 @@ def _quiet_hours(values: Mapping[str, str]) -> tuple[int, int] | None:
         )
     hour, minute, end_hour, end_minute = (int(part) for part in found.groups())
     return hour * 60 + minute, end_hour * 60 + end_minute
+
+
+# The outage journal (docs/outage.md)
+MAX_OUTAGE_REPLY = 320  # two SMS segments: an acknowledgement, not a message of its own
+
+
+def _outage_reply(values: Mapping[str, str]) -> str:
+    """TEXTBACK_OUTAGE_REPLY: what a message is answered with while the database is down."""
+    text = values.get("TEXTBACK_OUTAGE_REPLY", "").strip()
+    if len(text) > MAX_OUTAGE_REPLY:
+        raise ConfigError(
+            f"TEXTBACK_OUTAGE_REPLY is {len(text)} characters: keep it to {MAX_OUTAGE_REPLY} "
+            "(a short acknowledgement; the real reply follows when the database is back)"
+        )
+    return text

@@ -44,6 +44,9 @@ def run(host: str, port: int) -> None:
     _banner(f" * textback on {base}/ (webhook: POST /twilio)")
     _banner(f" * browser phone: {base}/phone   admin view: {base}/admin")
     consumer = embedded_worker(app)
+    from textback.web.journaling import JOURNALING_KEY
+
+    app.extensions[JOURNALING_KEY].start_if_waiting()  # left by an outage: replayed when it can
     try:
         app.run(host=host, port=port, debug=False, use_reloader=False)
     finally:
