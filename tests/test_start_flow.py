@@ -171,7 +171,8 @@ def test_the_question_may_name_the_contact_and_quiet_hours_hold_it(
         "Ann, how would you rate us, 1-5?",
         "there, how would you rate us, 1-5?",
     ]
-    assert (box.rows.get(ann.outbox_id or 0) or ann).source == FLOW_START
+    question = box.rows.get(ann.outbox_id or 0)
+    assert question is not None and question.source == FLOW_START
     assert FLOW_START in HELD_SOURCES  # a flow we start waits for the end of quiet hours
 
 
