@@ -151,7 +151,7 @@ def test_two_slow_handlers_may_not_share_a_name() -> None:
     with pytest.raises(InvalidHandler, match="'handler report' is taken by handler 'report'"):
 
         @bot.on("b", slow=True)
-        def report(msg: Inbound) -> str:  # noqa: F811
+        def report(msg: Inbound) -> str:
             return "slow"
 
     bot.on("b", slow=True, name="slow report")(report)  # a name of its own is fine
