@@ -543,3 +543,22 @@ def test_match_is_what_it_would_be_inline(serve: Callable[[Bot], Served]) -> Non
     served.answer("Report!")
     served.drain()
     assert isinstance(got[0], Match)
+
+
+def test_check_counts_the_slow_handlers(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from textback.cli import main
+
+    (tmp_path / "slowcheck.py").write_text(
+        "from textback import Bot\nbot = Bot()\n"
+        "bot.on('hi')(lambda msg: 'yo')\nbot.on('report', slow=True, name='report')(lambda msg: 'r')\n"
+    )
+    env = {
+        "TEXTBACK_BOT": "slowcheck:bot",
+        "TWILIO_AUTH_TOKEN": "t",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'check.db'}",
+        "TEXTBACK_INSTANCE": str(tmp_path / "instance"),
+    }
+    result = CliRunner().invoke(main, ["check"], env=env, catch_exceptions=False)
+    assert "bot: slowcheck:bot: 2 handler(s), 1 slow (run by `textback worker`)" in result.output
