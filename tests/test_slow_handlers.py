@@ -552,7 +552,8 @@ def test_check_counts_the_slow_handlers(tmp_path: Path) -> None:
 
     (tmp_path / "slowcheck.py").write_text(
         "from textback import Bot\nbot = Bot()\n"
-        "bot.on('hi')(lambda msg: 'yo')\nbot.on('report', slow=True, name='report')(lambda msg: 'r')\n"
+        "bot.on('hi')(lambda msg: 'yo')\n"
+        "bot.on('report', slow=True, name='report')(lambda msg: 'r')\n"
     )
     env = {
         "TEXTBACK_BOT": "slowcheck:bot",
@@ -562,3 +563,25 @@ def test_check_counts_the_slow_handlers(tmp_path: Path) -> None:
     }
     result = CliRunner().invoke(main, ["check"], env=env, catch_exceptions=False)
     assert "bot: slowcheck:bot: 2 handler(s), 1 slow (run by `textback worker`)" in result.output
+
+
+def test_the_queue_file_skips_the_fsync_per_task_and_keeps_hueys_behaviour(
+    tmp_path: Path,
+) -> None:
+    """queue.db runs with synchronous=NORMAL in WAL (no fsync per task queued, never corrupted
+    by a crash); it is still huey's storage: what one instance queues, another dequeues."""
+    from textback.outbound.queue import make_queue
+
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    queue = make_queue(url)
+    connection = queue.storage.conn
+    assert connection.execute("pragma synchronous").fetchone() == (1,)  # NORMAL
+    assert connection.execute("pragma journal_mode").fetchone() == ("wal",)
+    task = queue.task(name="textback.test.echo")(lambda value: value)
+    task("hello")
+    other = make_queue(url)
+    other.task(name="textback.test.echo")(lambda value: value)
+    assert other.pending_count() == 1
+    message = other.dequeue()
+    assert message is not None and message.args == ("hello",)
+    assert other.pending_count() == 0

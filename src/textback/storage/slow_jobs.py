@@ -116,6 +116,18 @@ class SlowJobRows:
             ),
         )
         with self.store.write_lock, self.engine.begin() as connection:
+            contact_id = connection.execute(
+                select(slow_jobs.c.contact_id).where(slow_jobs.c.message_sid == message_sid)
+            ).scalar()
+            if contact_id is None:
+                return None
+            # The contact's lock first, as a webhook and ``finish`` take it: the conversation is
+            # read (an expired one closed) as a webhook reads it, and no two locks cross.
+            connection.execute(
+                select(contacts.c.id)
+                .where(contacts.c.id == contact_id)
+                .with_for_update(key_share=True)
+            ).first()
             job = connection.execute(
                 update(slow_jobs)
                 .where(slow_jobs.c.message_sid == message_sid, takeable)
