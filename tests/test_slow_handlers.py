@@ -585,3 +585,23 @@ def test_the_queue_file_skips_the_fsync_per_task_and_keeps_hueys_behaviour(
     message = other.dequeue()
     assert message is not None and message.args == ("hello",)
     assert other.pending_count() == 0
+
+
+def test_the_sweep_is_a_periodic_task_of_the_workers_queue(
+    serve: Callable[[Bot], Served], standin: StandIn
+) -> None:
+    """What a worker's consumer runs every minute finds a job whose task was lost."""
+    from textback.outbound.slow import SLOW_SWEEP_TASK
+
+    calls: list[str] = []
+    served = serve(report_bot(calls))
+    sid = message("report").sid
+    served.answer("report", sid)
+    served.queue.flush()  # the task is lost
+    served.service.store.clock.advance(31)  # type: ignore[attr-defined]
+    [sweep] = [
+        task for task in served.queue.read_periodic(datetime.now()) if task.name == SLOW_SWEEP_TASK
+    ]
+    served.queue.execute(sweep)
+    served.drain()
+    assert calls == [sid] and len(standin.sent) == 1
