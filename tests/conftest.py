@@ -35,6 +35,7 @@ POSTGRES_URL = os.environ.get(
     "TEXTBACK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 TABLES = (
+    "slow_jobs",
     "profile_groups",
     "groups",
     "profiles",

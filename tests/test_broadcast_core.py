@@ -53,11 +53,11 @@ def test_render_for_contact(text: str, ann: str, nobody: str) -> None:
     [
         ("Hi {name}", "unknown name {name}"),
         ("Hi {contact.nickname}", "unknown name {contact.nickname}"),
-        ("Hi {contact.fields.}", "unknown name {contact.fields.}"),
-        ("Hi {contact.fields.a b}", "unknown name {contact.fields.a b}"),
+        ("Hi {contact.fields.}", "{contact.fields.} in 'Hi {contact.fields.}': a field is"),
+        ("Hi {contact.fields.a b}", "{contact.fields.a b} in 'Hi {contact.fields.a b}': a"),
         ("Hi {from}", "unknown name {from}"),
-        ("Hi {contact.name", "a lone '{'"),
-        ("Hi contact.name}", "a lone '}'"),
+        ("Hi {contact.name", "expected '}' before end of string"),
+        ("Hi contact.name}", "Single '}' encountered"),
     ],
 )
 def test_unknown_names_and_stray_braces_are_refused(text: str, problem: str) -> None:

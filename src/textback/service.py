@@ -31,6 +31,8 @@ from textback.core.responder import failed
 from textback.core.ruleset import RuleSet
 from textback.core.text import mask_number
 from textback.errors import HandlerError
+from textback.outbound.outbox import Outbox
+from textback.outbound.slow import SlowHandlers
 from textback.storage.inbound import ContactState
 from textback.storage.inbound import Decided
 from textback.storage.store import Store
@@ -61,6 +63,12 @@ class Textback:
         """Who answers STOP, START and HELP on this number (TEXTBACK_CARRIER_REPLIES)."""
         return carrier_of(self.settings)
 
+    @cached_property
+    def slow(self) -> SlowHandlers:
+        """Slow handlers' jobs on the outbox's queue (made when a slow handler first answers;
+        ``textback run``'s embedded worker runs them on the same queue)."""
+        return SlowHandlers(Outbox(self.settings, self.store), lambda: (self.bot, self.rules))
+
     @staticmethod
     def status_callback_url(base: str | None, inbound_sid: str) -> str | None:
         """Where Twilio reports the delivery of our reply: ``base`` is this server's public
@@ -80,6 +88,7 @@ class Textback:
         callback = self.status_callback_url(public_base, msg.sid)
         failures: list[Exception] = []
         sources: list[str] = []  # the decision's source, for the replies metric
+        deferred: list[str] = []  # a slow handler owed to the message
 
         def decide_and_render(_connection: Connection, state: ContactState) -> Decided:
             try:
@@ -104,6 +113,7 @@ class Textback:
                 )
                 twiml = render(decision.reply, callback if not decision.reply.is_empty else None)
             sources.append(decision.source)
+            deferred[:] = [decision.deferred] if decision.deferred else []
             return Decided(decision, twiml)
 
         started = time.perf_counter()
@@ -130,6 +140,8 @@ class Textback:
                     else "no reply sent",
                     exc_info=cause,
                 )
+        if new and deferred:
+            self._queue_slow(msg)
         seconds = time.perf_counter() - started
         metrics.ANSWER_SECONDS.observe(seconds)
         outcome = "answered" if new else "duplicate"
@@ -156,6 +168,16 @@ class Textback:
         else:
             log.info("replayed the stored answer to %s", msg.sid, extra=fields)
         return twiml
+
+    def _queue_slow(self, msg: Inbound) -> None:
+        """Queue the slow handler's job, committed with the message; if the queue does not
+        take it, the sweep queues it later (the job is in the database)."""
+        try:
+            self.slow.enqueue(msg.sid)
+        except Exception as exc:
+            log.warning(
+                "slow handler for %s not queued (%s); the sweep will queue it", msg.sid, exc
+            )
 
     @staticmethod
     def _fitted(msg: Inbound, decision: Decision) -> Decision:

@@ -36,7 +36,11 @@ def check() -> None:
     engine = make_engine(settings.database_url)
     click.echo(f"mode: {settings.mode}")
     if bot is not None:
-        click.echo(f"bot: {settings.bot_path}: {len(bot.routes)} handler(s)")
+        slow = sum(route.slow for _, route in bot.sources())
+        click.echo(
+            f"bot: {settings.bot_path}: {len(bot.routes)} handler(s)"
+            + (f", {slow} slow (run by `textback worker`)" if slow else "")
+        )
     click.echo(
         f"rules: {rules.path}: {len(rules.routes)} rule(s)"
         + (f", {len(rules.flows)} flow(s)" if rules.flows else "")

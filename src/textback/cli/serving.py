@@ -55,21 +55,23 @@ def run(host: str, port: int) -> None:
 
 
 def embedded_worker(app: Flask) -> EmbeddedConsumer | None:
-    """A worker in this process, so `textback run` alone also sends the outbox's messages;
-    None (with a note why) when there are no credentials to send with."""
+    """A worker in this process, so `textback run` alone also sends the outbox's messages and
+    runs slow handlers (those of the reloaded bot); None (with a note why) when there are no
+    credentials to send with."""
     from textback.channel.rest import rest_client
     from textback.errors import ConfigError
-    from textback.outbound.outbox import Outbox
     from textback.outbound.queue import EmbeddedConsumer
 
     service = app.extensions["textback"]
     try:
         rest_client(service.settings)
     except ConfigError as exc:
-        _banner(f" * not sending the outbox: {exc}")
+        _banner(f" * not sending the outbox (nor running slow handlers): {exc}")
         return None
-    outbox = Outbox(service.settings, service.store)
+    slow = service.slow  # the webhook's queue: one huey, its tasks and the sweeps registered
+    outbox = slow.outbox
     outbox.sweep()
+    slow.sweep()
     consumer = EmbeddedConsumer(outbox.queue, workers=1, worker_type="thread")
     consumer.start()
     _banner(" * sending the outbox in this process (textback serve needs textback worker)")

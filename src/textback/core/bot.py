@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from typing import TypeVar
+from typing import overload
 
 from textback.core.body_length import too_long
 from textback.core.conversation import Conversation
@@ -48,6 +49,8 @@ class Route:
     matcher: Matcher | None = None
     state: str | None = None
     wants: tuple[str, ...] = ()
+    slow: bool = False
+    ack: str = ""
 
     def call(
         self,
@@ -83,10 +86,15 @@ class Route:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What dispatch decided: the reply (empty for none) and which rule or handler gave it."""
+    """What dispatch decided: the reply (empty for none) and which rule or handler gave it.
+
+    ``deferred`` is True when the route is a slow handler: it was not called, ``reply`` is its
+    acknowledgement, and a worker calls it later (see docs/slow-handlers.md).
+    """
 
     reply: Reply
     source: str
+    deferred: bool = False
 
 
 def as_reply(value: ReplyLike) -> Reply:
@@ -178,6 +186,8 @@ class Bot:
         *,
         state: str | None = None,
         name: str | None = None,
+        slow: bool = False,
+        ack: str = "",
     ) -> Callable[[H], H]:
         """Register a handler for a keyword, a compiled regex, or a conversation state.
 
@@ -193,6 +203,14 @@ class Bot:
         message a handler may ask for ``match``, ``conversation`` and ``contact`` (the sender's
         ContactProfile: name, language, timezone, fields, groups) by naming them. It returns
         a str, a Reply, or None for no reply. The function is returned unchanged.
+
+        ``slow=True`` makes it a slow handler: the webhook answers at once (with ``ack``, empty
+        by default) and a worker calls the handler later, sending its reply through the outbox
+        (docs/slow-handlers.md)::
+
+            @bot.on("report", slow=True, ack="Working on it...")
+            def report(msg):
+                return build_report(msg.from_)  # may take minutes
         """
         if (trigger is None) == (state is None):
             raise InvalidHandler("bot.on() takes a trigger or state=..., exactly one of them")
@@ -204,7 +222,12 @@ class Bot:
                 matcher=matcher_for(trigger) if trigger is not None else None,
                 state=state,
                 wants=injected_parameters(handler),
+                **self._slowness(handler, slow, ack),
             )
+            if slow:
+                self._refuse_twin(
+                    route, f"state {route.name}" if state else f"handler {route.name}"
+                )
             if state is not None:
                 self.state_routes[state] = route
             else:
@@ -213,7 +236,17 @@ class Bot:
 
         return register
 
-    def fallback(self, handler: H) -> H:
+    @overload
+    def fallback(self, handler: H, /) -> H: ...
+
+    @overload
+    def fallback(
+        self, handler: None = None, /, *, slow: bool = False, ack: str = ""
+    ) -> Callable[[H], H]: ...
+
+    def fallback(
+        self, handler: H | None = None, /, *, slow: bool = False, ack: str = ""
+    ) -> H | Callable[[H], H]:
         """Register the handler that answers when nothing else matched.
 
         Example::
@@ -221,11 +254,81 @@ class Bot:
             @bot.fallback
             def anything(msg):
                 return f"You said {msg.body!r}."
+
+        ``@bot.fallback(slow=True, ack="...")`` makes it a slow handler, as in ``bot.on``.
         """
-        self.fallback_route = Route(
-            name=handler.__name__, handler=handler, wants=injected_parameters(handler)
-        )
-        return handler
+
+        def register(handler: H) -> H:
+            route = Route(
+                name=handler.__name__,
+                handler=handler,
+                wants=injected_parameters(handler),
+                **self._slowness(handler, slow, ack),
+            )
+            if slow:
+                self._refuse_twin(route, f"handler {route.name}")
+            self.fallback_route = route
+            return handler
+
+        return register(handler) if handler is not None else register
+
+    @staticmethod
+    def _slowness(handler: Handler, slow: bool, ack: str) -> dict[str, Any]:
+        if ack and not slow:
+            raise InvalidHandler(
+                f"{describe_handler(handler)}: ack=... is the answer of a slow handler; "
+                "add slow=True, or return the text from the handler"
+            )
+        if too_long(ack):
+            raise InvalidHandler(f"{describe_handler(handler)}: its ack is {too_long(ack)}")
+        return {"slow": slow, "ack": ack}
+
+    def _refuse_twin(self, route: Route, source: str) -> None:
+        """A worker finds a slow handler by its source: two routes may not share it."""
+        for other_source, other in self.sources():
+            if other_source == source and other.handler is not route.handler:
+                raise InvalidHandler(
+                    f"{describe_handler(route.handler)}: {source!r} is taken by "
+                    f"{describe_handler(other.handler)}; a slow handler needs a name of its own "
+                    "(give name=...)"
+                )
+
+    def sources(self) -> list[tuple[str, Route]]:
+        """Every route with the source the message log names it by (``handler order``)."""
+        found = [(f"handler {route.name}", route) for route in self.routes]
+        found += [(f"state {route.name}", route) for route in self.state_routes.values()]
+        if self.fallback_route is not None:
+            found.append((f"handler {self.fallback_route.name}", self.fallback_route))
+        return found
+
+    @property
+    def has_slow_handlers(self) -> bool:
+        """Whether any handler is slow (then a worker must run: ``textback worker``)."""
+        return any(route.slow for _, route in self.sources())
+
+    def run_slow(
+        self,
+        source: str,
+        msg: Inbound,
+        conversation: Conversation,
+        *,
+        contact: ContactProfile | None = None,
+    ) -> Outcome:
+        """Call the slow handler named ``source`` (a deferred Outcome's source), as dispatch
+        would have: with ``match`` found again in the message, ``conversation`` and ``contact``.
+
+        Raises HandlerError when it fails, as dispatch does, and when no slow handler has that
+        source any more (the bot changed since the message came).
+        """
+        route = next((r for s, r in self.sources() if s == source and r.slow), None)
+        if route is None:
+            raise HandlerError(source, "no slow handler of that name any more")
+        match = None
+        if route.matcher is not None:
+            match = route.matcher.match(msg.body)
+            if match is None:
+                raise HandlerError(source, "its trigger no longer matches the message")
+        return Outcome(route.call(msg, match, conversation, source=source, contact=contact), source)
 
     def dispatch(
         self,
@@ -302,4 +405,6 @@ class Bot:
         conversation: Conversation,
         contact: ContactProfile | None,
     ) -> Outcome:
+        if route.slow:  # a worker calls it (run_slow); the webhook answers with the ack
+            return Outcome(Reply(route.ack), source, deferred=True)
         return Outcome(route.call(msg, match, conversation, source=source, contact=contact), source)

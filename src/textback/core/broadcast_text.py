@@ -1,21 +1,23 @@
 """A broadcast's text filled in for one contact: ``"Hi {contact.name|there}"``.
 
-The names a broadcast may use are ``{contact.name}``, ``{contact.language}``,
-``{contact.timezone}``, ``{contact.phone}`` and ``{contact.fields.X}`` for any field ``X``; each
-may carry a default after a ``|`` for a contact who has no value (``{contact.name|there}``).
-A value missing without a default is left empty. ``{{`` and ``}}`` write literal braces.
+A broadcast is a reply template (core/templates.py) that may name only the contact:
+``{contact.name}``, ``{contact.language}``, ``{contact.timezone}``, ``{contact.phone}`` and
+``{contact.fields.X}``, each with an optional default after a ``|`` for a contact who has no
+value (``{contact.name|there}``). A value missing without a default is left empty. ``{{`` and
+``}}`` write literal braces. The parsing is the templates'; this module adds what a broadcast
+needs on top: its own error, and the check that a field without a default exists at all.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from textback.core.profile import FIELDS
 from textback.core.profile import ContactProfile
-
-PLAIN = ("name", "language", "timezone", "phone")
-NAME = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+from textback.core.templates import CONTACT
+from textback.core.templates import Template
+from textback.core.templates import TemplateError
 
 
 class BroadcastTextError(ValueError):
@@ -32,35 +34,20 @@ class Placeholder:
     @property
     def field(self) -> str | None:
         """The custom field it names, or None for a fixed one."""
-        return self.name.removeprefix("fields.") if self.name.startswith("fields.") else None
+        return self.name.removeprefix(FIELDS) if self.name.startswith(FIELDS) else None
+
+
+def template(text: str) -> Template:
+    """``text`` as a template naming only the contact; BroadcastTextError when it can't be."""
+    try:
+        return Template(text, (CONTACT,))
+    except TemplateError as exc:
+        raise BroadcastTextError(str(exc)) from None
 
 
 def placeholders(text: str) -> list[Placeholder]:
     """Every name ``text`` uses, in order; BroadcastTextError for one that is not known."""
-    found = []
-    for match in NAME.finditer(text):
-        token = match.group(0)
-        if token in ("{{", "}}"):
-            continue
-        if match.group(1) is None:
-            raise BroadcastTextError(
-                f"a lone {token!r} in {text!r}; write {token * 2} for a literal brace"
-            )
-        found.append(_placeholder(match.group(1), text))
-    return found
-
-
-def _placeholder(inner: str, text: str) -> Placeholder:
-    name, bar, default = inner.partition("|")
-    name = name.strip()
-    known = ", ".join("{contact." + plain + "}" for plain in PLAIN) + ", {contact.fields.NAME}"
-    if not name.startswith("contact."):
-        raise BroadcastTextError(f"unknown name {{{inner}}} in {text!r}; available: {known}")
-    rest = name.removeprefix("contact.")
-    field = rest.removeprefix("fields.") if rest.startswith("fields.") else None
-    if rest not in PLAIN and not (field and field.replace("_", "").replace("-", "").isalnum()):
-        raise BroadcastTextError(f"unknown name {{{inner}}} in {text!r}; available: {known}")
-    return Placeholder(rest, default if bar else None)
+    return [Placeholder(name.name, name.default) for name in template(text).contact]
 
 
 def check_fields(text: str, fields: Collection[str]) -> None:
@@ -78,20 +65,4 @@ def check_fields(text: str, fields: Collection[str]) -> None:
 
 def render_for_contact(text: str, profile: ContactProfile) -> str:
     """``text`` with every ``{contact.…}`` replaced by ``profile``'s value (or the default)."""
-    placeholders(text)  # an unknown name is refused, never sent as it is
-
-    def value(match: re.Match[str]) -> str:
-        token = match.group(0)
-        if token in ("{{", "}}"):
-            return token[0]
-        placeholder = _placeholder(match.group(1), text)
-        field = placeholder.field
-        if field is not None:
-            found = str(profile.fields.get(field, "") or "")
-        elif placeholder.name == "phone":
-            found = profile.number
-        else:
-            found = str(getattr(profile, placeholder.name) or "")
-        return found if found else (placeholder.default or "")
-
-    return NAME.sub(value, text)
+    return template(text).fill({}, profile)

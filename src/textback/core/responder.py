@@ -53,6 +53,10 @@ class Decision:
     them: ``name``, ``fields.city``). ``timers`` replace the open run's timers (a flow
     question's reminder and expiry message); None leaves them as they are. A run that ends
     loses its timers.
+
+    ``deferred`` names the slow handler that answers in a worker (its source, like ``handler
+    report``); ``reply`` is then its acknowledgement. The store records the owed job with the
+    message, and the service queues it after the commit.
     """
 
     reply: Reply
@@ -64,6 +68,7 @@ class Decision:
     expire_after: timedelta | None = None
     waits_for_person: bool = False
     contact_changes: dict[str, str] | None = None
+    deferred: str | None = None
     timers: tuple[Timer, ...] | None = None
 
 
@@ -264,11 +269,46 @@ def _dispatch(
     return _after(outcome, current, rules, existed=existed, ended=ended)
 
 
+def slow_decision(
+    outcome: Outcome, conversation: Conversation, rules: RuleSet, *, existed: bool
+) -> Decision:
+    """What a slow handler's answer (``Bot.run_slow``) changes, decided as an inline answer
+    is: ``conversation`` is the one the handler was given (it may have written its values),
+    ``existed`` whether it was an open conversation. The returned state is applied the same
+    way (a str enters that state, END ends it)."""
+    answered = Outcome(outcome.reply, outcome.source)
+    return _after(answered, conversation, rules, existed=existed, ended=None)
+
+
+def changes_conversation(decision: Decision, before: Conversation | None) -> bool:
+    """Whether storing ``decision`` would change the conversation that was ``before``."""
+    if decision.ended is not None:
+        return True
+    after = decision.conversation
+    if after is None or before is None:
+        return (after is None) != (before is None)
+    return (after.state, after.values, after.flow) != (before.state, before.values, before.flow)
+
+
 def _after(
     outcome: Outcome, current: Conversation, rules: RuleSet, *, existed: bool, ended: str | None
 ) -> Decision:
-    """The Decision for a handler's or rule's answer: the state it returned is applied."""
+    """The Decision for a handler's or rule's answer: the state it returned is applied.
+
+    A deferred answer (a slow handler's acknowledgement) changes nothing here: the conversation
+    goes on as it was, and the worker applies what the handler returns.
+    """
     reply, source = outcome.reply, outcome.source
+    if outcome.deferred:
+        going_on = current if existed or current.values else None
+        return Decision(
+            reply,
+            source,
+            going_on,
+            ended=ended,
+            expire_after=rules.conversations.expire_after,
+            deferred=source,
+        )
     state = reply.state
     if state is not None:
         reply = Reply(reply.text, reply.media)

@@ -34,13 +34,13 @@ class ContactName:
     """A ``{contact.…}`` of a template: the profile value it shows, and its default."""
 
     name: str  # as ContactProfile.value takes it: "name", "fields.city"
-    default: str
+    default: str | None  # None: no ``|`` written (the value may be empty)
     key: str  # its plain key in the text the template is filled from
 
     def value_of(self, contact: ContactProfile | None) -> str:
         """The contact's value, or the default when it is not set."""
         value = contact.value(self.name) if contact is not None else ""
-        return value or self.default
+        return value or self.default or ""
 
 
 class Template:
@@ -117,7 +117,8 @@ def _parse(text: str) -> list[Piece]:
 def _is_contact(field_name: str, available: Collection[str]) -> bool:
     if field_name in available:  # a pattern's group may be called "contact"
         return False
-    return field_name == "contact" or field_name.startswith("contact.") or "|" in field_name
+    name = field_name.strip()  # {contact.name} may be written { contact.name }
+    return name == "contact" or name.startswith("contact.") or "|" in field_name
 
 
 def _plain_name(field_name: str, text: str) -> str:
@@ -136,6 +137,7 @@ def _contact_name(
 ) -> ContactName:
     shown = "{" + field_name + "}"
     name, bar, default = field_name.partition("|")
+    name = name.strip()
     if name == "contact":
         raise TemplateError(
             f"{shown} in {text!r}: name one of the contact's values, like {{contact.name}}"
@@ -162,7 +164,7 @@ def _contact_name(
     elif rest not in ATTRIBUTES:
         known = ", ".join("{" + n + "}" for n in CONTACT_NAMES)
         raise TemplateError(f"unknown name {{{name}}} in {text!r}; a contact has {known}")
-    return ContactName(rest, default if bar else "", f"contact#{len(earlier)}")
+    return ContactName(rest, default if bar else None, f"contact#{len(earlier)}")
 
 
 def _rewritten(pieces: list[Piece], keys: list[str]) -> str:

@@ -8,6 +8,9 @@ nothing and gets the TwiML the first one stored, byte for byte. The bot decides 
 transaction, so the reply, the opt-out change and the conversation state are committed together
 with the claim, or not at all.
 
+A decision deferred to a slow handler also adds its job (slow_jobs.py) in the same transaction:
+the message and the work owed to it are committed together, or not at all.
+
 Per message this writes the inbound row and the reply row (and their entries in the sid,
 contact and time indexes; a reply has no SID yet, so no sid entry). The contact row is only
 written for a new contact, an opt-out change, or the first message of a taken-over contact
@@ -44,6 +47,7 @@ from textback.core.profile import ContactProfile
 from textback.core.responder import Decision
 from textback.storage.models import INBOUND
 from textback.storage.models import OUTBOUND
+from textback.storage.models import SlowJob
 from textback.storage.models import clean
 from textback.storage.prepared import Prepared
 from textback.storage.profiles import profile_from_row
@@ -104,6 +108,7 @@ class Decided:
 
 Decider = Callable[[Connection, ContactState], Decided]
 CONTACT_ID = frozenset({"contact_id"})
+slow_jobs = cast(Table, SlowJob.__table__)
 
 
 def _param(table: Table, column: str, name: str | None = None) -> BindParameter[Any]:
@@ -212,6 +217,17 @@ class InboundStatements:
         )
         self.open_run = OPEN_RUN
         self.profile = profile_of_number(dialect)
+        # A slow handler owed to the message (slow_jobs.py takes it from here).
+        self.slow_job = slow_jobs.insert().values(
+            message_sid=_param(slow_jobs, "message_sid"),
+            message_id=_param(slow_jobs, "message_id"),
+            contact_id=_param(slow_jobs, "contact_id"),
+            handler=_param(slow_jobs, "handler"),
+            state="waiting",
+            attempts=0,
+            created_at=stamp,
+            updated_at=stamp,
+        )
 
 
 class InboundRecorder:
@@ -333,4 +349,15 @@ class InboundRecorder:
             )
             if decision.contact_changes:
                 save_changes(connection, number, decision.contact_changes, stamp)
+            if decision.deferred is not None:
+                connection.execute(
+                    sql.slow_job,
+                    {
+                        "message_sid": msg.sid,
+                        "message_id": claimed,
+                        "contact_id": contact_id,
+                        "handler": clean(decision.deferred),
+                        "stamp": stamp,
+                    },
+                )
         return decided.twiml, True

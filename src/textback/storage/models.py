@@ -351,6 +351,35 @@ class BroadcastMessage(Base):
     outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), primary_key=True, unique=True)
 
 
+# --- slow handlers (docs/slow-handlers.md) -------------------------------------------------
+
+
+class SlowJob(Base):
+    """A slow handler owed to one inbound message, written in the transaction that stored it.
+
+    ``state`` runs waiting -> running -> done (its reply is outbox row ``outbox_id``, if it
+    had one) or failed (``error`` says why). A worker takes the row with one conditional UPDATE
+    and touches ``updated_at`` while the handler runs; a row left ``running`` without a touch
+    for TEXTBACK_OUTBOX_STALE_AFTER seconds belonged to a worker that died and is taken again.
+    ``message_sid`` is the key: one job per message, whatever Twilio retries.
+    """
+
+    __tablename__ = "slow_jobs"
+    __table_args__ = (Index("ix_slow_jobs_state_updated_at", "state", "updated_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    handler: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
 # --- Flow timers (issue 14: reminders and expiry messages) ---------------------------------
 
 
