@@ -268,6 +268,21 @@ def test_a_late_answer_before_the_worker_fires_still_gets_the_expiry_message(
     assert the_run(store).id == run.id and the_run(store).status == "expired"
 
 
+def test_a_late_trigger_that_starts_a_new_run_gets_no_stale_expiry_message(
+    phone: Phone, store: Store, clock: Clock, box: Outbox, standin: StandIn
+) -> None:
+    """The worker was late; the contact, past the expiry, texted the trigger again: the old run
+    closed as expired, a new one began, and "closed" would only confuse them."""
+    phone.send("survey")
+    clock.advance(hours=25)
+    assert phone.send("survey").text == "Your name?"
+    box.sweep()
+    assert CLOSED not in standin.bodies()
+    old_expiry = timers(store)[1]
+    assert (old_expiry.state, old_expiry.reason) == ("cancelled", "a newer flow run began")
+    assert the_run(store).status == "open"
+
+
 def test_an_answer_wins_over_a_claimed_reminder(
     phone: Phone, store: Store, clock: Clock, box: Outbox, standin: StandIn
 ) -> None:

@@ -14,10 +14,10 @@ takes first, so a timer and an answer are always one after the other, never inte
 - nothing is sent while a person has taken the contact over (storage/takeover.py);
 - a reminder is sent only while its run is open, unexpired and still has the timer waiting;
 - the expiry message ends the run as ``expired`` with one conditional UPDATE (still open, and
-  its ``expires_at`` passed) and is sent only if that UPDATE ended it (or the run was found
-  expired already by a late message). An answer that came first has moved ``expires_at`` on
-  and cancelled the timer; an answer that comes after finds no open run and is answered as a
-  new message.
+  its ``expires_at`` passed) and is sent only if that UPDATE ended it (or a late message found
+  the run expired already, and started no other run). An answer that came first has moved
+  ``expires_at`` on and cancelled the timer; an answer that comes after finds no open run and
+  is answered as a new message.
 """
 
 from __future__ import annotations
@@ -178,7 +178,9 @@ def fire(connection: Connection, outbox_id: int, stamp: datetime) -> Fired:
     ).scalar()
     if run_id is None:
         return SEND
-    contact_id = connection.execute(select(_runs.c.contact_id).where(_runs.c.id == run_id)).scalar()
+    contact_id = int(
+        connection.execute(select(_runs.c.contact_id).where(_runs.c.id == run_id)).scalar_one()
+    )
     # The lock every webhook of this contact takes first: an answer is wholly before or after.
     taken_over_at = connection.execute(
         select(contacts.c.taken_over_at)
@@ -213,11 +215,21 @@ def fire(connection: Connection, outbox_id: int, stamp: datetime) -> Fired:
         ).first()
         if ended is None and run.status != "expired":
             return _cancelled(connection, outbox_id, "the flow run ended before it expired")
+        if ended is None and _newer_run(connection, contact_id, run_id):
+            # Closed by a late message that began another conversation: "closed" would confuse.
+            return _cancelled(connection, outbox_id, "a newer flow run began")
         cancel(connection, [run_id], stamp, "the flow run expired", kinds=(REMIND,))
     connection.execute(
         update(flow_timers).where(flow_timers.c.outbox_id == outbox_id).values(state=FIRED)
     )
     return SEND
+
+
+def _newer_run(connection: Connection, contact_id: int, run_id: int) -> bool:
+    newer = connection.execute(
+        select(_runs.c.id).where(_runs.c.contact_id == contact_id, _runs.c.id > run_id).limit(1)
+    ).first()
+    return newer is not None
 
 
 def _cancelled(connection: Connection, outbox_id: int, reason: str) -> Fired:
