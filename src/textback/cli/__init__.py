@@ -7,6 +7,7 @@ from textback.cli import broadcast
 from textback.cli import check
 from textback.cli import contacts
 from textback.cli import database
+from textback.cli import flows
 from textback.cli import init
 from textback.cli import log
 from textback.cli import replay
@@ -23,6 +24,7 @@ __all__ = [
     "check",
     "contacts",
     "database",
+    "flows",
     "init",
     "log",
     "main",

@@ -22,6 +22,7 @@ from textback.core.bot import Route
 from textback.core.conversation import Conversation
 from textback.core.flows import LEAVE
 from textback.core.flows import Flow
+from textback.core.flows import Timer
 from textback.core.matchers import Keyword
 from textback.core.message import END
 from textback.core.message import Inbound
@@ -49,7 +50,9 @@ class Decision:
     forgotten. ``waits_for_person`` is true for a message the bot left unanswered because a
     person took the contact over: it waits for their reply. ``contact_changes`` are the
     contact's values a flow's answer changed (``save_to``; names as ContactProfile.value takes
-    them: ``name``, ``fields.city``).
+    them: ``name``, ``fields.city``). ``timers`` replace the open run's timers (a flow
+    question's reminder and expiry message); None leaves them as they are. A run that ends
+    loses its timers.
 
     ``deferred`` names the slow handler that answers in a worker (its source, like ``handler
     report``); ``reply`` is then its acknowledgement. The store records the owed job with the
@@ -66,6 +69,7 @@ class Decision:
     waits_for_person: bool = False
     contact_changes: dict[str, str] | None = None
     deferred: str | None = None
+    timers: tuple[Timer, ...] | None = None
 
 
 def failed(
@@ -185,6 +189,7 @@ def decide(
         step.conversation,
         expire_after=settings.expire_after,
         contact_changes=changes,
+        timers=step.timers,
     )
 
 
@@ -223,6 +228,7 @@ def _start(
         begun.conversation,
         ended=ended,
         expire_after=flow.settings.expire_after,
+        timers=begun.timers,
     )
 
 

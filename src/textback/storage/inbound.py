@@ -344,6 +344,8 @@ class InboundRecorder:
                 before=conversation,
                 decision=decision,
                 stamp=stamp,
+                our_number=our_number,
+                number=number,
             )
             if decision.contact_changes:
                 save_changes(connection, number, decision.contact_changes, stamp)

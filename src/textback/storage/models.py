@@ -378,3 +378,23 @@ class SlowJob(Base):
     outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+# --- Flow timers (issue 14: reminders and expiry messages) ---------------------------------
+
+
+class FlowTimer(Base):
+    """A flow run's timer: an outbox row sent later only if the run still waits by then.
+
+    ``kind`` is "remind" (a step's reminder) or "expire" (the flow's expiry message, whose
+    sending also ends the run as expired). ``state`` is "waiting", "fired" (the worker found the
+    run still waiting and took the timer; it is being sent or retried) or "cancelled" (the run
+    moved on or ended first). See storage/flow_timers.py.
+    """
+
+    __tablename__ = "flow_timers"
+
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("flow_runs.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
