@@ -476,3 +476,21 @@ def test_a_flow_started_from_our_side_is_held_like_a_broadcast(
     assert standin.posts == []
     [held] = rows_of(store)
     assert held.send_at == datetime(2026, 12, 2, 7, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("source", ["flow survey step 2 remind", "flow survey expired"])
+def test_a_flows_reminder_and_expiry_message_are_held_too(
+    make_outbox: Callable[..., Outbox],
+    standin: StandIn,
+    store: Store,
+    clock: Clock,
+    source: str,
+) -> None:
+    """Sent because nobody answered, they are never a reply: quiet hours hold them."""
+    clock.now = datetime(2026, 12, 1, 23, 0, tzinfo=UTC)  # midnight in Berlin
+    box = make_outbox(standin.url, TEXTBACK_QUIET_HOURS="21:00-08:00", TEXTBACK_TIMEZONE="UTC")
+    entry_id, _ = box.put(sender=OURS, to=BERLINER, body="Still there?", source=source)
+    assert box.deliver(entry_id) is None
+    assert standin.posts == []
+    [held] = rows_of(store)
+    assert held.send_at == datetime(2026, 12, 2, 7, 0, tzinfo=UTC)

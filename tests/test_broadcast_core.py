@@ -17,6 +17,7 @@ from textback.core.broadcast_text import placeholders
 from textback.core.broadcast_text import render_for_contact
 from textback.core.profile import ContactProfile
 from textback.core.quiet_hours import QuietHours
+from textback.core.quiet_hours import is_held
 from textback.errors import ConfigError
 
 ANN = ContactProfile(
@@ -135,3 +136,21 @@ def test_quiet_hours_setting(raw: str, span: tuple[int, int] | None) -> None:
 def test_bad_quiet_hours_are_one_line(raw: str) -> None:
     with pytest.raises(ConfigError, match=r"^TEXTBACK_QUIET_HOURS=.*like 21:00-08:00"):
         Settings.load({"TEXTBACK_QUIET_HOURS": raw, "TEXTBACK_SECRET_KEY": "k"}, environ={})
+
+
+@pytest.mark.parametrize(
+    ("source", "held"),
+    [
+        ("broadcast", True),
+        ("flow-start", True),
+        ("flow survey step 2 remind", True),
+        ("flow survey expired", True),
+        ("flow survey step 2", False),  # the answer to the contact's own message
+        ("flow survey step 2 retry", False),
+        ("admin", False),
+        ("handler report", False),
+        ("api", False),
+    ],
+)
+def test_quiet_hours_hold_what_we_start_never_a_reply(source: str, held: bool) -> None:
+    assert is_held(source) is held

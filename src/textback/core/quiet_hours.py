@@ -15,6 +15,17 @@ from zoneinfo import ZoneInfo
 
 # What the outbox holds back in quiet hours: messages we start, never replies to a contact.
 HELD_SOURCES = frozenset({"broadcast", "flow-start"})
+# A flow's timers (core/flows.py): "flow survey step 2 remind", "flow survey expired".
+HELD_TIMER_ENDINGS = (" remind", " expired")
+
+
+def is_held(source: str) -> bool:
+    """Whether quiet hours hold a message from ``source``: a broadcast, the first question of
+    a flow we start, and a flow's reminders and expiry messages (sent when nobody answered, so
+    never a reply); never a reply to a contact's own message."""
+    return source in HELD_SOURCES or (
+        source.startswith("flow ") and source.endswith(HELD_TIMER_ENDINGS)
+    )
 
 
 @dataclass(frozen=True, slots=True)

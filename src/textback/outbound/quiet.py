@@ -1,6 +1,6 @@
 """Quiet hours at sending time: a broadcast's message due inside them waits until they end.
 
-Only messages we start are held (sources in core.quiet_hours.HELD_SOURCES): a reply to a
+Only messages we start are held (sources in core.quiet_hours.is_held): a reply to a
 contact's own message, from the webhook, a slow handler or a person in the admin, never is.
 """
 
@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfoNotFoundError
 
 from textback.channel.timezones import guess_timezone
 from textback.config import Settings
-from textback.core.quiet_hours import HELD_SOURCES
+from textback.core.quiet_hours import is_held
 from textback.core.quiet_hours import quiet_hours
 from textback.storage.profiles import profile_of
 from textback.storage.store import Store
@@ -36,7 +36,7 @@ def hold_until(
     """When a message from ``source`` to ``to``, due at ``when``, may be sent if quiet hours
     hold it; None when it may be sent now."""
     quiet = quiet_hours(settings.quiet_hours)
-    if quiet is None or source not in HELD_SOURCES:
+    if quiet is None or not is_held(source):
         return None
     with store.engine.connect() as connection:
         profile = profile_of(connection, to)

@@ -1,7 +1,7 @@
 """flow timers: reminders and expiry messages of flow runs
 
 Revision ID: 0009
-Revises: 0010
+Revises: 0008
 Create Date: 2026-12-01 11:50:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0010"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """a person can take over a contact: contacts.taken_over_at, taken_over_by, waiting_since
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-01 11:40:00
 
 Three nullable columns on ``contacts`` (nothing to fill in: nobody is taken over yet) and a
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
