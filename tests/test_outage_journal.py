@@ -416,3 +416,28 @@ def test_a_contact_taken_over_by_a_person_waits_for_them_after_the_outage(
     assert down.inbound()[-1].source == TAKEN_OVER
     waiting = down.rows(select(contacts.c.waiting_since).where(contacts.c.id == contact_id))
     assert waiting[0][0] is not None
+
+
+def test_a_worker_that_journaled_nothing_waits_behind_another_workers_journal(
+    outage: Callable[..., Outage],
+) -> None:
+    """Two workers of one server (one instance folder, one database): Bob's STOP reached the
+    first during the outage; the second never saw the outage, and still must not answer Bob's
+    next message ahead of that STOP."""
+    first, second = outage(), outage()
+    for worker in (first, second):
+        worker.journaling.background = False
+    first.switch.down()
+    first.phone.send("STOP", from_=BOB)
+    first.switch.up()
+    assert second.journaling.pending  # the marker in the instance folder, not its own thread
+    after = second.phone.send("hello again", from_=BOB)
+    assert after.status == 200 and texts(after) == []
+    done = second.journaling.replay_once()
+    assert done is not None and (done.stored, done.owed) == (2, 0)
+    assert second.opted_out(BOB)
+    assert {row.body: row.source for row in second.inbound()}["hello again"] == "opted out"
+    assert second.journaling.journal.clear_if_empty()
+    assert not first.journaling.pending and not second.journaling.pending
+    answered = second.phone.send("START", from_=BOB)
+    assert texts(answered) == [] and not second.opted_out(BOB)  # answered as usual again

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 VERSION = 1
 JOURNAL = "journal.jsonl"
 TAKEN_SUFFIX = ".replaying"
+PENDING = "journal.pending"  # exists from the first append until a replay finds nothing left
 REJECTED = "journal-rejected.jsonl"  # entries a replay could not store (a bug): kept for a person
 
 
@@ -86,6 +87,7 @@ class Journal:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.path = folder / JOURNAL
+        self.marker = folder / PENDING
 
     @contextmanager
     def _locked(self) -> Iterator[int]:
@@ -114,8 +116,15 @@ class Journal:
             os.close(fd)
 
     def append(self, entry: Entry) -> None:
-        """Write ``entry`` and wait until it is on disk (fsync); only then may we answer."""
+        """Write ``entry`` and wait until it is on disk (fsync); only then may we answer.
+
+        The first append also makes the ``journal.pending`` marker, which every process of the
+        instance folder sees (``marked``): until a replay finds nothing left, they journal
+        what comes, so nothing is answered ahead of an entry from the outage (a STOP).
+        """
         with self._locked():
+            if not self.marker.exists():
+                os.close(os.open(self.marker, os.O_WRONLY | os.O_CREAT, 0o600))
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 data = entry.line()
@@ -125,6 +134,19 @@ class Journal:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+    def marked(self) -> bool:
+        """Whether entries may wait (the marker is there): one stat, cheap per request."""
+        return self.marker.exists()
+
+    def clear_if_empty(self) -> bool:
+        """Remove the marker if nothing waits (under the append lock, so no append is missed);
+        returns whether nothing waits."""
+        with self._locked():
+            if (self.path.exists() and self.path.stat().st_size) or self.taken_files():
+                return False
+            self.marker.unlink(missing_ok=True)
+            return True
 
     def waiting(self) -> int:
         """How many entries wait to be replayed (the journal and any file taken but not done)."""

@@ -14,10 +14,12 @@ database, so Twilio gets its 200 within its timeout and nothing is lost:
 
 A thread of each server process that journaled something (or found entries waiting when it
 started) replays the journal when the database answers ``SELECT 1`` again
-(web/journal_replay.py); the replay lock lets one process at a time do it. Until that thread
-has stored the outage's entries (``pending``), the process keeps journaling what comes, without
-asking the database: a message is then never answered ahead of the outage's entries, so a STOP
-sent during the outage is recorded before anything later from that contact is answered.
+(web/journal_replay.py); the replay lock lets one process at a time do it. From the first
+entry until a replay finds the journal empty, a marker file in the instance folder says entries
+wait (``pending``), and every process of the server keeps journaling what comes without asking
+the database, its own replay thread or not: a message is then never answered ahead of the
+outage's entries, so a STOP sent during the outage is recorded before anything later from that
+contact is answered, whichever worker each request reached.
 docs/outage.md has the whole story.
 """
 
@@ -80,10 +82,21 @@ class Journaling:
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self.background = True  # False: only replay_once() replays (tests that replay by hand)
-        # True while this process's replay thread runs: new webhooks go to the journal too.
-        self.pending = False
+        # True while this process's replay thread has not stored the outage's entries.
+        self._replaying = False
         self.outage = outage
         self._other_replays = False  # the replay lock was found taken by another process
+
+    @property
+    def pending(self) -> bool:
+        """Whether new webhooks go to the journal too, behind the entries waiting there: while
+        this process replays, and while the instance folder's marker says entries wait (another
+        worker's, from the outage), so no worker answers ahead of a STOP in the journal."""
+        return self._replaying or self.journal.marked()
+
+    @pending.setter
+    def pending(self, value: bool) -> None:
+        self._replaying = value
 
     @classmethod
     def for_service(
@@ -163,7 +176,7 @@ class Journaling:
                 self._wake.set()
                 return
             self._thread = threading.Thread(target=self._run, name="textback-journal", daemon=True)
-            self.pending = True
+            self._replaying = True
             self._thread.start()
 
     def start_if_waiting(self) -> bool:
@@ -175,6 +188,7 @@ class Journaling:
             return False
         if waiting:
             log.warning("%d journal entries wait to be replayed (from an outage)", waiting)
+        if waiting or self.journal.marked():  # a marker alone: cleared by the thread
             self.start()
         return bool(waiting)
 
@@ -209,21 +223,22 @@ class Journaling:
             except Exception:  # the thread must go on: the entries are still on disk
                 log.exception("replaying the outage journal failed; trying again")
                 replayed = None
-            # Once the entries of the outage are stored (here, or by the process that held the
-            # replay lock), webhooks are answered as usual again; what came meanwhile is
-            # replayed next, so the journal empties however busy the number is.
-            if (replayed is not None and replayed.complete) or (
-                self._other_replays and not self.journal.taken_files()
-            ):
-                self.pending = False
+            # What came while a round replayed is in the journal again: the next round takes
+            # it at once. Webhooks are answered as usual again once a round finds nothing left
+            # (clear_if_empty removes the marker every worker checks), so no message is
+            # answered ahead of an entry of the outage, even one another worker journaled.
+            done = replayed is not None and replayed.complete
+            if done or (self._other_replays and not self.journal.taken_files()):
+                self._replaying = False
             with self._lock:
                 try:
-                    empty = not self.journal.waiting()
+                    empty = self.journal.clear_if_empty()
                 except OSError:
                     empty = False
                 if empty:
                     self._thread = None
-                    self.pending = False
+                    self._replaying = False
                     return
                 self._wake.clear()
-            self._wake.wait(self.retry_seconds)
+            if not done:  # the database is down, or another process replays: wait a little
+                self._wake.wait(self.retry_seconds)
