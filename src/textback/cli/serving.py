@@ -54,17 +54,21 @@ def run(host: str, port: int) -> None:
 def embedded_worker(app: Flask) -> EmbeddedConsumer | None:
     """A worker in this process, so `textback run` alone also sends the outbox's messages;
     None (with a note why) when there are no credentials to send with."""
-    from textback.channel.rest import rest_client
+    from textback.channel.credentials import rest_credentials
     from textback.errors import ConfigError
-    from textback.outbound.outbox import Outbox
-    from textback.outbound.queue import EmbeddedConsumer
 
     service = app.extensions["textback"]
     try:
+        rest_credentials(service.settings)  # before loading the twilio client (and requests)
+        from textback.channel.rest import rest_client
+
         rest_client(service.settings)
     except ConfigError as exc:
         _banner(f" * not sending the outbox: {exc}")
         return None
+    from textback.outbound.outbox import Outbox
+    from textback.outbound.queue import EmbeddedConsumer
+
     outbox = Outbox(service.settings, service.store)
     outbox.sweep()
     consumer = EmbeddedConsumer(outbox.queue, workers=1, worker_type="thread")
