@@ -55,11 +55,11 @@ def step_of(line: str) -> str | None:
     return None
 
 
-def one_run(*, cold: bool, timeout: float) -> dict[str, float]:
+def one_run(checkout: Path, *, cold: bool, timeout: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="textback-first-") as scratch:
         clone = Path(scratch) / "clone"
         subprocess.run(
-            ["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, capture_output=True
+            ["git", "clone", "--quiet", str(checkout), str(clone)], check=True, capture_output=True
         )
         env = dict(os.environ)
         env.pop("VIRTUAL_ENV", None)
@@ -116,13 +116,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--cold", action="store_true", help="an empty uv cache for each run")
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--checkout", type=Path, default=ROOT, help="the git checkout to clone")
     args = parser.parse_args()
     if shutil.which("make") is None:
         sys.exit("make is not installed")
     print(f"load average: {os.getloadavg()[0]:.2f}")
     runs = []
     for number in range(1, args.runs + 1):
-        times = one_run(cold=args.cold, timeout=args.timeout)
+        times = one_run(args.checkout, cold=args.cold, timeout=args.timeout)
         runs.append(times)
         print(f"run {number}: " + "  ".join(f"{k} {v:.2f} s" for k, v in times.items()))
     print(
