@@ -4,6 +4,7 @@ python -m bench.run [--seconds 10] [--rounds 3] [--connections 16]
 python -m bench.run --smoke        # every server, one 1 s round: does it run? (no numbers)
 python -m bench.run --scale-out
 python -m bench.run --profile
+python -m bench.run --slow         # the worker's sends/s against Prism; slow vs inline webhooks
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from .servers import Runner
 from .servers import Server
 from .servers import describe
 from .servers import serving
+from .slow import markdown as slow_markdown
+from .slow import slow_mode
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -153,6 +156,22 @@ def scale_out_mode(args: argparse.Namespace, work: Path) -> None:
     print(f"written to {args.out / 'scale-out.json'} and {args.out / 'scale-out.md'}")
 
 
+def slow_handlers_mode(args: argparse.Namespace, work: Path) -> None:
+    data = slow_mode(
+        work,
+        seconds=args.seconds,
+        rounds=args.rounds,
+        connections=args.connections,
+        warmup=args.warmup,
+        sends=args.sends,
+        conditions=conditions(args),
+    )
+    table = slow_markdown(data)
+    report.write(args.out / "slow", data, table)
+    print(table)
+    print(f"written to {args.out / 'slow.json'} and {args.out / 'slow.md'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10, help="length of a round [10]")
@@ -174,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--scale-out", action="store_true", help="1 vs 2 servers, and the burst")
     parser.add_argument("--profile", action="store_true", help="profile textback's full path")
+    parser.add_argument(
+        "--slow", action="store_true", help="the worker's sends/s; slow vs inline webhooks"
+    )
+    parser.add_argument("--sends", type=int, default=500, help="messages for --slow's worker")
     args = parser.parse_args(argv)
     args.warmup = 2.0
     with tempfile.TemporaryDirectory(prefix="textback-bench-") as folder:
@@ -183,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             print(profile())
         elif args.scale_out:
             scale_out_mode(args, Path(folder))
+        elif args.slow:
+            slow_handlers_mode(args, Path(folder))
         else:
             comparison(args, Path(folder))
     return 0

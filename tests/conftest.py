@@ -35,9 +35,12 @@ POSTGRES_URL = os.environ.get(
     "TEXTBACK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 TABLES = (
+    "slow_jobs",
     "profile_groups",
     "groups",
     "profiles",
+    "broadcast_messages",
+    "broadcasts",
     "flow_answers",
     "flow_runs",
     "status_events",

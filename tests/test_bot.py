@@ -97,7 +97,7 @@ def test_unknown_parameter_fails_at_registration() -> None:
     where = f"{handler.__code__.co_filename}:{handler.__code__.co_firstlineno}"
     assert str(caught.value) == (
         f"handler 'handler' ({where}): unknown parameter 'ctx'; "
-        "after the message a handler may ask for match and conversation"
+        "after the message a handler may ask for match, conversation and contact"
     )
     assert isinstance(caught.value, TypeError)  # what calling it wrongly would raise
 

@@ -40,7 +40,7 @@ BAD_BOTS = {
         "from textback import Bot\nbot = Bot()\n\n\n@bot.on('x')\ndef x(msg, foo):\n"
         "    return 'x'\n",
         "TEXTBACK_BOT='{module}:bot': handler 'x' ({module}.py:5): unknown parameter 'foo'; "
-        "after the message a handler may ask for match and conversation",
+        "after the message a handler may ask for match, conversation and contact",
     ),
     "raises on import": (
         "from textback import Bot\nbot = Bot()\nlimit = int('ten')\n",

@@ -30,7 +30,7 @@ ROW = {
 def test_prepared_and_sqlalchemy_store_the_same(database_url: str) -> None:
     engine = make_engine(database_url)
     ensure_schema(engine)
-    statements = InboundStatements(insert_for(engine))
+    statements = InboundStatements(insert_for(engine), engine.dialect.name)
     prepared = Prepared(statements.claim, engine.dialect)
     with engine.begin() as connection:
         first = prepared.scalar(connection, ROW)

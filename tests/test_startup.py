@@ -1,5 +1,5 @@
-"""A start loads only what answering needs: Alembic when the schema must change, the twilio
-client and the outbox's queue when they are used, limits at the first admin login."""
+"""A start loads only what answering needs: Alembic when the schema must change, limits at the
+first admin login, granian only under ``textback serve``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from textback.storage.engine import listed_head
 from textback.storage.engine import make_engine
 
 # What `textback run` used to load at every start without needing it for the first answer.
-LAZY = ("alembic", "mako", "limits", "requests", "huey", "granian", "twilio.rest")
+# (The outbox's queue and the twilio client, huey and requests, are loaded at start by the
+# journal's module, web/journaling.py, for now.)
+LAZY = ("alembic", "mako", "limits", "granian")
 
 START = """
 import sys

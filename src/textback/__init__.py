@@ -15,6 +15,7 @@ from textback.core.message import END
 from textback.core.message import Inbound
 from textback.core.message import Media
 from textback.core.message import Reply
+from textback.core.profile import ContactProfile
 from textback.errors import ConfigError
 from textback.errors import RulesError
 from textback.errors import TextbackError
@@ -26,6 +27,7 @@ __all__ = [
     "END",
     "Bot",
     "ConfigError",
+    "ContactProfile",
     "Conversation",
     "Inbound",
     "Media",

@@ -73,19 +73,30 @@ def create_app(
     app.extensions["textback"] = service
 
     from textback.web import admin
+    from textback.web import broadcasts
     from textback.web import errors
     from textback.web import health
     from textback.web import metrics
     from textback.web import phone
+    from textback.web.journaling import JOURNALING_KEY
+    from textback.web.journaling import Journaling
     from textback.web.outage import DatabaseOutage
     from textback.web.webhook import WEBHOOK_KEY
     from textback.web.webhook import WebhookApp
 
     outage = DatabaseOutage()
     app.extensions[health.OUTAGE_KEY] = outage
+    # During a database outage webhooks are kept in a journal and replayed (docs/outage.md).
+    journaling = Journaling.for_service(service, app.app_context, outage)
+    app.extensions[JOURNALING_KEY] = journaling
     # The webhooks are served without Flask; every other path goes on to Flask's pages.
     webhook = WebhookApp(
-        service, app.wsgi_app, max_body=MAX_BODY_BYTES, outage=outage, context=app.app_context
+        service,
+        app.wsgi_app,
+        max_body=MAX_BODY_BYTES,
+        outage=outage,
+        context=app.app_context,
+        journaling=journaling,
     )
     app.extensions[WEBHOOK_KEY] = webhook
     app.wsgi_app = webhook  # type: ignore[method-assign]
@@ -100,6 +111,7 @@ def create_app(
     app.register_blueprint(phone.bp)
     app.register_blueprint(metrics.bp)
     admin.init_app(app)
+    app.register_blueprint(broadcasts.bp)
     _announce(settings)
     return app
 

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -78,6 +79,10 @@ class Settings:
     metrics_token: str | None = None
     carrier_replies: str = "twilio"
     sender_name: str | None = None
+    # broadcasts: quiet hours as (start, end) minutes after midnight, contacts' local time
+    quiet_hours: tuple[int, int] | None = None
+    # The outage journal (docs/outage.md)
+    outage_reply: str = ""
 
     @property
     def development(self) -> bool:
@@ -271,6 +276,9 @@ def _build(values: Mapping[str, str]) -> Settings:
         metrics_token=values.get("TEXTBACK_METRICS_TOKEN", "").strip() or None,
         carrier_replies=_carrier_replies(values),
         sender_name=_sender_name(values),
+        quiet_hours=_quiet_hours(values),
+        # The outage journal (docs/outage.md)
+        outage_reply=_outage_reply(values),
     )
 
 
@@ -343,3 +351,34 @@ def _limiter_storage(values: Mapping[str, str]) -> str:
             "or a storage URI such as redis://127.0.0.1:6379"
         )
     return storage
+
+
+def _quiet_hours(values: Mapping[str, str]) -> tuple[int, int] | None:
+    """TEXTBACK_QUIET_HOURS, like ``21:00-08:00``: when broadcasts wait (each contact's own
+    time zone); empty for none."""
+    raw = values.get("TEXTBACK_QUIET_HOURS", "").strip()
+    if not raw:
+        return None
+    found = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)", raw)
+    if found is None or found.group(1, 2) == found.group(3, 4):
+        raise ConfigError(
+            f"TEXTBACK_QUIET_HOURS={raw!r}: give a start and an end, like 21:00-08:00 "
+            "(in each contact's time zone), or leave it empty for none"
+        )
+    hour, minute, end_hour, end_minute = (int(part) for part in found.groups())
+    return hour * 60 + minute, end_hour * 60 + end_minute
+
+
+# The outage journal (docs/outage.md)
+MAX_OUTAGE_REPLY = 320  # two SMS segments: an acknowledgement, not a message of its own
+
+
+def _outage_reply(values: Mapping[str, str]) -> str:
+    """TEXTBACK_OUTAGE_REPLY: what a message is answered with while the database is down."""
+    text = values.get("TEXTBACK_OUTAGE_REPLY", "").strip()
+    if len(text) > MAX_OUTAGE_REPLY:
+        raise ConfigError(
+            f"TEXTBACK_OUTAGE_REPLY is {len(text)} characters: keep it to {MAX_OUTAGE_REPLY} "
+            "(a short acknowledgement; the real reply follows when the database is back)"
+        )
+    return text

@@ -48,6 +48,17 @@ REPLIES = Counter(
 SENDS = Counter(
     "textback_sends", "REST API sends by result and Twilio error code.", ["result", "error_code"]
 )
+# The outage journal (docs/outage.md); the entries waiting are a gauge read at scrape time.
+JOURNALED = Counter(
+    "textback_journal_appended",
+    "Webhooks kept in the outage journal while the database was down, by kind (message, status).",
+    ["kind"],
+)
+REPLAYED = Counter(
+    "textback_journal_replayed",
+    "Journal entries replayed: stored, duplicate (stored before), rejected (kept for a person).",
+    ["outcome"],
+)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -62,6 +73,7 @@ def source_kind(source: str) -> str:
         "rule": "rule",
         "default": "default",
         "opted": "silent",
+        "taken": "person",
         "error": "error",
     }
     return kinds.get(head.rstrip(":"), "other")

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from dataclasses import replace
 from functools import cached_property
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from sqlalchemy import Connection
@@ -34,6 +35,9 @@ from textback.errors import HandlerError
 from textback.storage.inbound import ContactState
 from textback.storage.inbound import Decided
 from textback.storage.store import Store
+
+if TYPE_CHECKING:
+    from textback.outbound.slow import SlowHandlers
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,16 @@ class Textback:
         """Who answers STOP, START and HELP on this number (TEXTBACK_CARRIER_REPLIES)."""
         return carrier_of(self.settings)
 
+    @cached_property
+    def slow(self) -> SlowHandlers:
+        """Slow handlers' jobs on the outbox's queue (made when a slow handler first answers;
+        ``textback run``'s embedded worker runs them on the same queue). The queue (huey) and
+        the twilio client load here, not at every start."""
+        from textback.outbound.outbox import Outbox
+        from textback.outbound.slow import SlowHandlers
+
+        return SlowHandlers(Outbox(self.settings, self.store), lambda: (self.bot, self.rules))
+
     @staticmethod
     def status_callback_url(base: str | None, inbound_sid: str) -> str | None:
         """Where Twilio reports the delivery of our reply: ``base`` is this server's public
@@ -80,6 +94,7 @@ class Textback:
         callback = self.status_callback_url(public_base, msg.sid)
         failures: list[Exception] = []
         sources: list[str] = []  # the decision's source, for the replies metric
+        deferred: list[str] = []  # a slow handler owed to the message
 
         def decide_and_render(_connection: Connection, state: ContactState) -> Decided:
             try:
@@ -92,6 +107,8 @@ class Textback:
                         bot=self.bot,
                         rules=self.rules,
                         carrier=self.carrier,
+                        taken_over=state.taken_over,
+                        contact=state.profile,
                     ),
                 )
                 twiml = render(decision.reply, callback if not decision.reply.is_empty else None)
@@ -102,11 +119,16 @@ class Textback:
                 )
                 twiml = render(decision.reply, callback if not decision.reply.is_empty else None)
             sources.append(decision.source)
+            deferred[:] = [decision.deferred] if decision.deferred else []
             return Decided(decision, twiml)
 
         started = time.perf_counter()
         try:
-            twiml, new = self.store.record_inbound(msg, decide_and_render)
+            # The profile costs a statement: loaded only when a template or handler names it.
+            with_profile = self.rules.wants_contact or self.bot.wants_contact
+            twiml, new = self.store.record_inbound(
+                msg, decide_and_render, with_profile=with_profile
+            )
         finally:
             # Logged outside the transaction (formatting a traceback need not hold the lock).
             for exc in failures:
@@ -124,6 +146,8 @@ class Textback:
                     else "no reply sent",
                     exc_info=cause,
                 )
+        if new and deferred:
+            self._queue_slow(msg)
         seconds = time.perf_counter() - started
         metrics.ANSWER_SECONDS.observe(seconds)
         outcome = "answered" if new else "duplicate"
@@ -150,6 +174,16 @@ class Textback:
         else:
             log.info("replayed the stored answer to %s", msg.sid, extra=fields)
         return twiml
+
+    def _queue_slow(self, msg: Inbound) -> None:
+        """Queue the slow handler's job, committed with the message; if the queue does not
+        take it, the sweep queues it later (the job is in the database)."""
+        try:
+            self.slow.enqueue(msg.sid)
+        except Exception as exc:
+            log.warning(
+                "slow handler for %s not queued (%s); the sweep will queue it", msg.sid, exc
+            )
 
     @staticmethod
     def _fitted(msg: Inbound, decision: Decision) -> Decision:

@@ -11,6 +11,8 @@ import click
 from textback.cli.group import main
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from textback.config import Settings
     from textback.core.bot import Bot
     from textback.core.ruleset import RuleSet
@@ -34,7 +36,11 @@ def check() -> None:
     engine = make_engine(settings.database_url)
     click.echo(f"mode: {settings.mode}")
     if bot is not None:
-        click.echo(f"bot: {settings.bot_path}: {len(bot.routes)} handler(s)")
+        slow = sum(route.slow for _, route in bot.sources())
+        click.echo(
+            f"bot: {settings.bot_path}: {len(bot.routes)} handler(s)"
+            + (f", {slow} slow (run by `textback worker`)" if slow else "")
+        )
     click.echo(
         f"rules: {rules.path}: {len(rules.routes)} rule(s)"
         + (f", {len(rules.flows)} flow(s)" if rules.flows else "")
@@ -67,8 +73,12 @@ def check() -> None:
     url = engine.url.render_as_string(hide_password=True)
     if current == head:
         click.echo(f"database: {url}: up to date ({head})")
+        for line in contact_field_lines(rules, engine):
+            click.echo(line)
     elif current is None:
         click.echo(f"database: {url}: empty; the schema is created on first start")
+        for line in contact_field_lines(rules, None):
+            click.echo(line)
     else:
         click.echo(
             f"textback: error: database {url} is at {current}, needs {head}: "
@@ -77,6 +87,23 @@ def check() -> None:
         )
         sys.exit(1)
     click.echo("ok")
+
+
+def contact_field_lines(rules: RuleSet, engine: Engine | None) -> list[str]:
+    """Warnings for ``{contact.fields.X}`` no contact has (only when the rules use fields);
+    ``engine`` None: the database is empty, so no contact has any."""
+    from textback.rulesfile.contact_names import missing_fields
+    from textback.storage.profiles import field_names
+
+    if not any(name.startswith("fields.") for _, name in rules.contact_names):
+        return []
+    known: set[str] = set()
+    if engine is not None:
+        try:
+            known = field_names(engine)
+        finally:
+            engine.dispose()
+    return [f"warning: {text}" for text in missing_fields(rules, known)]
 
 
 def carrier_lines(settings: Settings, rules: RuleSet, bot: Bot | None) -> list[str]:

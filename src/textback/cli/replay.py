@@ -95,6 +95,7 @@ def replay(
     from textback.rulesfile.rules import default_rules
     from textback.rulesfile.rules import load_rules
     from textback.service import carrier_of
+    from textback.storage.profiles import list_profiles
 
     settings = Settings.load()
     path = rules_path or (str(settings.rules_path) if settings.rules_path else None)
@@ -110,12 +111,16 @@ def replay(
     replayed = 0
     differences: list[Difference] = []
     with configured_engine() as engine:
+        profiles = None
+        if rules.wants_contact or bot.wants_contact:
+            profiles = {person.number: person for person in list_profiles(engine)}
         for old, difference in decide_again(
             exchanges(engine, contact=contact),
             bot=bot,
             rules=rules,
             report=reported,
             carrier=carrier_of(settings),
+            profiles=profiles,
         ):
             new_source = difference.source if difference is not None else old.source
             if flow is not None and flow not in (_flow_of(old.source), _flow_of(new_source)):

@@ -63,8 +63,12 @@ class Bind:
 def worker_app() -> Flask:
     """The app of one worker, built after the fork (granian calls this in every new worker)."""
     from textback.app import create_app
+    from textback.web.journaling import JOURNALING_KEY
 
-    return create_app(check_schema=False)
+    app = create_app(check_schema=False)
+    # What a server stopped during a database outage left: replayed once the database answers.
+    app.extensions[JOURNALING_KEY].start_if_waiting()
+    return app
 
 
 class TextbackServer(MPServer):

@@ -44,6 +44,9 @@ def run(host: str, port: int) -> None:
     _banner(f" * textback on {base}/ (webhook: POST /twilio)")
     _banner(f" * browser phone: {base}/phone   admin view: {base}/admin")
     consumer = embedded_worker(app)
+    from textback.web.journaling import JOURNALING_KEY
+
+    app.extensions[JOURNALING_KEY].start_if_waiting()  # left by an outage: replayed when it can
     try:
         app.run(host=host, port=port, debug=False, use_reloader=False)
     finally:
@@ -52,8 +55,9 @@ def run(host: str, port: int) -> None:
 
 
 def embedded_worker(app: Flask) -> EmbeddedConsumer | None:
-    """A worker in this process, so `textback run` alone also sends the outbox's messages;
-    None (with a note why) when there are no credentials to send with."""
+    """A worker in this process, so `textback run` alone also sends the outbox's messages and
+    runs slow handlers (those of the reloaded bot); None (with a note why) when there are no
+    credentials to send with."""
     from textback.channel.credentials import rest_credentials
     from textback.errors import ConfigError
 
@@ -64,13 +68,14 @@ def embedded_worker(app: Flask) -> EmbeddedConsumer | None:
 
         rest_client(service.settings)
     except ConfigError as exc:
-        _banner(f" * not sending the outbox: {exc}")
+        _banner(f" * not sending the outbox (nor running slow handlers): {exc}")
         return None
-    from textback.outbound.outbox import Outbox
     from textback.outbound.queue import EmbeddedConsumer
 
-    outbox = Outbox(service.settings, service.store)
+    slow = service.slow  # the webhook's queue: one huey, its tasks and the sweeps registered
+    outbox = slow.outbox
     outbox.sweep()
+    slow.sweep()
     consumer = EmbeddedConsumer(outbox.queue, workers=1, worker_type="thread")
     consumer.start()
     _banner(" * sending the outbox in this process (textback serve needs textback worker)")

@@ -13,7 +13,10 @@ from textback.core.text import terminal_safe
 @main.command()
 @click.option("--workers", default=2, show_default=True, type=int, help="Sending threads.")
 def worker(workers: int) -> None:
-    """Send the outbox's messages (huey consumer on TEXTBACK_QUEUE_URL). Stop with Ctrl-C."""
+    """Send the outbox's messages and run slow handlers (huey consumer on TEXTBACK_QUEUE_URL).
+
+    Stop with Ctrl-C; SIGTERM lets the work in hand finish.
+    """
     from textback import metrics_folder
     from textback.config import Settings
 
@@ -23,14 +26,24 @@ def worker(workers: int) -> None:
     settings = Settings.load()
     # Before prometheus-client is imported: the sends count into the folder `serve` reports.
     metrics_folder.prepare(settings.instance_path / "metrics", wipe=False)
+    from textback.app import import_bot
     from textback.channel.rest import rest_client
+    from textback.core.bot import Bot
     from textback.outbound.outbox import Outbox
+    from textback.outbound.slow import SlowHandlers
+    from textback.rulesfile.rules import default_rules
+    from textback.rulesfile.rules import load_rules
     from textback.storage.store import Store
 
     rest_client(settings)  # no credentials: one line now, not a failure per message later
+    # The slow handlers run here: the same bot and rules as the server (restart after a change).
+    rules = load_rules(settings.rules_path) if settings.rules_path else default_rules()
+    bot = import_bot(settings.bot_path) if settings.bot_path else Bot()
     with configured_engine(create_schema=True) as engine:
         outbox = Outbox(settings, Store(engine))
+        slow = SlowHandlers(outbox, lambda: (bot, rules))
         outbox.sweep()  # what a worker that died left behind, without waiting for the minute
+        slow.sweep()
         # SIGTERM (systemd, Docker) lets the sends in hand finish; Ctrl-C stops at once.
         consumer = outbox.queue.create_consumer(
             workers=workers, worker_type="thread", graceful_signal="TERM"

@@ -15,16 +15,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TextIO
-from zoneinfo import ZoneInfo
-from zoneinfo import ZoneInfoNotFoundError
 
+from textback.core.profile import FIELD_NAME
 from textback.core.profile import FIXED
 from textback.core.profile import ContactProfile
+from textback.core.profile import group_problem
+from textback.core.profile import split_groups
+from textback.core.profile import value_problem
 from textback.errors import TextbackError
 
-_LANGUAGE = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*")
-_FIELD = re.compile(r"[a-z][a-z0-9_]{0,63}")
-_GROUP = re.compile(r"[\w][\w .-]{0,99}")
 # A cell a spreadsheet would run as a formula; written with a leading ' on export.
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
@@ -63,7 +62,7 @@ def read_contacts(
         raise TextbackError("no 'phone' column in the header row")
     problems: list[RowProblem] = []
     for name in names:
-        if name not in FIXED and not _FIELD.fullmatch(name):
+        if name not in FIXED and not FIELD_NAME.fullmatch(name):
             raise TextbackError(f"column {name!r}: a field name starts with a letter")
     duplicates = {name for name in names if names.count(name) > 1}
     if duplicates:
@@ -92,23 +91,17 @@ def _profile(
     guess_timezone: Callable[[str], str],
 ) -> ContactProfile:
     number = normalize(cells.get("phone", ""))
+    for name in ("name", "language", "timezone"):
+        found = value_problem(name, cells.get(name, ""))
+        if found is not None:
+            raise TextbackError(found)
     language = cells.get("language", "")
-    if language and not _LANGUAGE.fullmatch(language):
-        raise TextbackError(f"language {language!r}: give a code like en, es or pt-BR")
-    timezone = cells.get("timezone", "")
-    if timezone:
-        try:
-            ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise TextbackError(f"time zone {timezone!r}: give one like America/Chicago") from None
-    else:
-        timezone = guess_timezone(number)
-    groups = tuple(
-        dict.fromkeys(g.strip() for g in cells.get("groups", "").split(";") if g.strip())
-    )
+    timezone = cells.get("timezone", "") or guess_timezone(number)
+    groups = split_groups(cells.get("groups", ""))
     for group in groups:
-        if not _GROUP.fullmatch(group):
-            raise TextbackError(f"group {group!r}: letters, digits, spaces, '.', '-' and '_' only")
+        found = group_problem(group)
+        if found is not None:
+            raise TextbackError(found)
     fields = {key: value for key, value in cells.items() if key not in FIXED and value}
     return ContactProfile(
         number=number,

@@ -13,6 +13,7 @@ import enum
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
@@ -21,6 +22,8 @@ from textback.core.bot import Bot
 from textback.core.conversation import Conversation
 from textback.core.message import Inbound
 from textback.core.optout import Carrier
+from textback.core.profile import ContactProfile
+from textback.core.responder import TAKEN_OVER
 from textback.core.responder import TWILIO_ANSWERS
 from textback.core.responder import Decision
 from textback.core.responder import decide
@@ -103,11 +106,14 @@ def replay(
     rules: RuleSet,
     report: Callable[[Exchange], bool] = lambda exchange: True,
     carrier: Carrier = TWILIO_ANSWERS,
+    profiles: Mapping[str, ContactProfile] | None = None,
 ) -> Iterator[tuple[Exchange, Difference | None]]:
     """Decide every exchange again; yield each reported one with its difference (None: same).
 
     ``carrier`` is who answers carrier commands, as the server was set up
-    (TEXTBACK_CARRIER_REPLIES): otherwise every STOP would differ.
+    (TEXTBACK_CARRIER_REPLIES): otherwise every STOP would differ. ``profiles`` are the
+    contacts' profiles by number (as they are now: what a flow saved to them is there from the
+    first message), for rules and handlers that name the contact; None: not loaded.
 
     ``history`` must be ordered by contact (our number, their number), then by time. A handler
     that raises is reported as a ``Change.ERROR`` carrying the exception, and the contact's
@@ -115,7 +121,10 @@ def replay(
     """
     for _, exchanges in groupby(history, key=_contact):
         state = _ContactState()
+        contact: ContactProfile | None = None
         for old in exchanges:
+            if profiles is not None and contact is None:
+                contact = profiles.get(old.msg.from_) or ContactProfile(old.msg.from_)
             conversation = state.open_conversation(old.received_at)
             try:
                 decision = decide(
@@ -125,6 +134,9 @@ def replay(
                     bot=bot,
                     rules=rules,
                     carrier=carrier,
+                    # A person answered it then: the new rules would have stayed silent too.
+                    taken_over=old.source == TAKEN_OVER,
+                    contact=contact,
                 )
             except Exception as exc:  # user code: report it, go on with the next message
                 if report(old):
@@ -136,6 +148,8 @@ def replay(
                     yield old, Difference(old, Change.ERROR, "", (), error)
                 continue
             state.apply(decision, old.received_at)
+            if contact is not None and decision.contact_changes:
+                contact = contact.changed(decision.contact_changes)
             if not report(old):
                 continue
             reply = decision.reply

@@ -2,7 +2,8 @@
 
 The store loads what is known about the contact, calls ``decide``, and commits what it returns.
 The order: carrier commands (STOP, HELP, and START from an opted-out contact; from anyone else
-START/YES/UNSTOP are ordinary messages) → silence for an opted-out contact → the leave
+START/YES/UNSTOP are ordinary messages) → silence for an opted-out contact → silence for a
+contact a person has taken over (their message waits for that person) → the leave
 word of an open conversation → a flow trigger restarting or switching flows → the open flow's
 step (or the Python state's handler) → Python handlers → flow triggers → the rules file's rules
 → the default. docs/conversations.md explains it for users.
@@ -21,17 +22,20 @@ from textback.core.bot import Route
 from textback.core.conversation import Conversation
 from textback.core.flows import LEAVE
 from textback.core.flows import Flow
+from textback.core.flows import Timer
 from textback.core.matchers import Keyword
 from textback.core.message import END
 from textback.core.message import Inbound
 from textback.core.message import Reply
 from textback.core.optout import Carrier
 from textback.core.optout import Command
+from textback.core.profile import ContactProfile
 from textback.core.ruleset import RuleSet
 from textback.errors import HandlerError
 
 _TWILIO_OPT_OUT_TYPES = {"STOP": Command.STOP, "START": Command.START, "HELP": Command.HELP}
 TWILIO_ANSWERS = Carrier()  # the default: Twilio's own opt-out handling answers
+TAKEN_OVER = "taken over"  # the source of a message left for the person who took over
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +47,16 @@ class Decision:
     "stopped", "left", "ended", "expired"), None when it goes on (or there was none); a new
     conversation may then start in the same message. ``ended_values`` are the ended run's final
     values (None: as stored). ``expire_after`` is the idle time after which ``conversation`` is
-    forgotten.
+    forgotten. ``waits_for_person`` is true for a message the bot left unanswered because a
+    person took the contact over: it waits for their reply. ``contact_changes`` are the
+    contact's values a flow's answer changed (``save_to``; names as ContactProfile.value takes
+    them: ``name``, ``fields.city``). ``timers`` replace the open run's timers (a flow
+    question's reminder and expiry message); None leaves them as they are. A run that ends
+    loses its timers.
+
+    ``deferred`` names the slow handler that answers in a worker (its source, like ``handler
+    report``); ``reply`` is then its acknowledgement. The store records the owed job with the
+    message, and the service queues it after the commit.
     """
 
     reply: Reply
@@ -53,6 +66,10 @@ class Decision:
     ended: str | None = None
     ended_values: dict[str, str] | None = None
     expire_after: timedelta | None = None
+    waits_for_person: bool = False
+    contact_changes: dict[str, str] | None = None
+    deferred: str | None = None
+    timers: tuple[Timer, ...] | None = None
 
 
 def failed(
@@ -95,11 +112,17 @@ def decide(
     bot: Bot,
     rules: RuleSet,
     carrier: Carrier = TWILIO_ANSWERS,
+    taken_over: bool = False,
+    contact: ContactProfile | None = None,
 ) -> Decision:
     """The answer to ``msg`` from a contact in the given state (an open, unexpired conversation).
 
     ``carrier`` says whether Twilio answers carrier commands on this number; when it does, or
     when the webhook carries ``OptOutType``, the command is recorded and answered with nothing.
+    ``taken_over``: a person answers this contact (the admin's "Take over"); only carrier
+    commands are still handled, anything else gets no reply and waits for them, the open
+    conversation untouched.
+    ``contact`` is the sender's profile, loaded when the rules or handlers use it.
     """
     command, twilio_answered = carrier_command(msg, rules, opted_out=opted_out)
     if command is not None:
@@ -118,16 +141,18 @@ def decide(
         )
     if opted_out:
         return Decision(Reply(""), "opted out", conversation)
+    if taken_over:
+        return Decision(Reply(""), TAKEN_OVER, conversation, waits_for_person=True)
     if conversation is None:
         near = rules.optout.near_miss(msg.body)
         if near is None:
-            return _dispatch(msg, bot, rules, Conversation(), existed=False)
+            return _dispatch(msg, bot, rules, Conversation(), contact, existed=False)
         # A misspelt STOP or HELP never reaches a forgiving keyword, and is never taken as
         # the command: unless something answers it exactly, the contact gets the HELP text,
         # which names the exact words.
         exact = replace(rules, routes=tuple(_unforgiving(route) for route in rules.routes))
         if _answered_exactly(msg, bot, exact):
-            return _dispatch(msg, bot, exact, Conversation(), existed=False)
+            return _dispatch(msg, bot, exact, Conversation(), contact, existed=False)
         text = rules.optout.reply_for(
             Command.HELP, sender_name=carrier.sender_name, our_number=msg.to
         )
@@ -135,22 +160,37 @@ def decide(
     flow = rules.flow(conversation.flow) if conversation.flow else None
     if conversation.flow and (flow is None or flow.step_of(conversation) is None):
         # The rules file changed under this run: forget it, as if it had expired.
-        return _dispatch(msg, bot, rules, Conversation(), existed=False, ended="expired")
+        return _dispatch(msg, bot, rules, Conversation(), contact, existed=False, ended="expired")
     settings = flow.settings if flow is not None else rules.conversations
     if settings.leave.match(msg.body) is not None:
-        reply = Reply(flows.fill(settings.leave_reply, msg, {}))
+        reply = Reply(flows.fill(settings.leave_reply, msg, {}, contact))
         return Decision(reply, "leave", None, ended="left")
     if flow is None:
-        return _python_conversation(msg, bot, rules, conversation.copy())
+        return _python_conversation(msg, bot, rules, conversation.copy(), contact)
     other = _triggered(msg, rules)
     if other is not None:
-        return _start(other, msg, ended="left")
+        return _start(other, msg, contact, ended="left")
     if settings.rule_keywords == LEAVE and _keyword_answers(msg, bot, rules):
-        return _dispatch(msg, bot, rules, Conversation(), existed=False, ended="left")
-    step = flows.answer(flow, conversation, msg)
+        return _dispatch(msg, bot, rules, Conversation(), contact, existed=False, ended="left")
+    step = flows.answer(flow, conversation, msg, contact)
+    changes = step.contact_changes or None
     if step.completed:
-        return Decision(step.reply, step.source, None, ended="completed", ended_values=step.values)
-    return Decision(step.reply, step.source, step.conversation, expire_after=settings.expire_after)
+        return Decision(
+            step.reply,
+            step.source,
+            None,
+            ended="completed",
+            ended_values=step.values,
+            contact_changes=changes,
+        )
+    return Decision(
+        step.reply,
+        step.source,
+        step.conversation,
+        expire_after=settings.expire_after,
+        contact_changes=changes,
+        timers=step.timers,
+    )
 
 
 def _unforgiving(route: Route) -> Route:
@@ -178,23 +218,32 @@ def _keyword_answers(msg: Inbound, bot: Bot, rules: RuleSet) -> bool:
     return any(isinstance(m, Keyword) and m.match(msg.body) is not None for m in matchers)
 
 
-def _start(flow: Flow, msg: Inbound, *, ended: str | None) -> Decision:
-    begun = flows.start(flow, msg)
+def _start(
+    flow: Flow, msg: Inbound, contact: ContactProfile | None, *, ended: str | None
+) -> Decision:
+    begun = flows.start(flow, msg, contact)
     return Decision(
         begun.reply,
         begun.source,
         begun.conversation,
         ended=ended,
         expire_after=flow.settings.expire_after,
+        timers=begun.timers,
     )
 
 
-def _python_conversation(msg: Inbound, bot: Bot, rules: RuleSet, current: Conversation) -> Decision:
+def _python_conversation(
+    msg: Inbound,
+    bot: Bot,
+    rules: RuleSet,
+    current: Conversation,
+    contact: ContactProfile | None,
+) -> Decision:
     if current.state is None:  # values kept by handlers, no state: handlers and rules as usual
-        return _dispatch(msg, bot, rules, current, existed=True)
-    outcome = bot.dispatch_state(msg, current)
+        return _dispatch(msg, bot, rules, current, contact, existed=True)
+    outcome = bot.dispatch_state(msg, current, contact=contact)
     if outcome is None:  # no handler for this state (any more): end it, answer as usual
-        return _dispatch(msg, bot, rules, Conversation(), existed=False, ended="ended")
+        return _dispatch(msg, bot, rules, Conversation(), contact, existed=False, ended="ended")
     return _after(outcome, current, rules, existed=True, ended=None)
 
 
@@ -203,25 +252,63 @@ def _dispatch(
     bot: Bot,
     rules: RuleSet,
     current: Conversation,
+    contact: ContactProfile | None,
     *,
     existed: bool,
     ended: str | None = None,
 ) -> Decision:
     """Handlers, then flow triggers, then rules and the default, with no state handler."""
-    outcome = bot.dispatch_handlers(msg, current)
+    outcome = bot.dispatch_handlers(msg, current, contact=contact)
     if outcome is None:
         flow = _triggered(msg, rules)
         if flow is not None:
-            return _start(flow, msg, ended="left" if existed else ended)
-        outcome = bot.dispatch_rules(msg, current, rules=rules.routes, default=rules.default)
+            return _start(flow, msg, contact, ended="left" if existed else ended)
+        outcome = bot.dispatch_rules(
+            msg, current, rules=rules.routes, default=rules.default, contact=contact
+        )
     return _after(outcome, current, rules, existed=existed, ended=ended)
+
+
+def slow_decision(
+    outcome: Outcome, conversation: Conversation, rules: RuleSet, *, existed: bool
+) -> Decision:
+    """What a slow handler's answer (``Bot.run_slow``) changes, decided as an inline answer
+    is: ``conversation`` is the one the handler was given (it may have written its values),
+    ``existed`` whether it was an open conversation. The returned state is applied the same
+    way (a str enters that state, END ends it)."""
+    answered = Outcome(outcome.reply, outcome.source)
+    return _after(answered, conversation, rules, existed=existed, ended=None)
+
+
+def changes_conversation(decision: Decision, before: Conversation | None) -> bool:
+    """Whether storing ``decision`` would change the conversation that was ``before``."""
+    if decision.ended is not None:
+        return True
+    after = decision.conversation
+    if after is None or before is None:
+        return (after is None) != (before is None)
+    return (after.state, after.values, after.flow) != (before.state, before.values, before.flow)
 
 
 def _after(
     outcome: Outcome, current: Conversation, rules: RuleSet, *, existed: bool, ended: str | None
 ) -> Decision:
-    """The Decision for a handler's or rule's answer: the state it returned is applied."""
+    """The Decision for a handler's or rule's answer: the state it returned is applied.
+
+    A deferred answer (a slow handler's acknowledgement) changes nothing here: the conversation
+    goes on as it was, and the worker applies what the handler returns.
+    """
     reply, source = outcome.reply, outcome.source
+    if outcome.deferred:
+        going_on = current if existed or current.values else None
+        return Decision(
+            reply,
+            source,
+            going_on,
+            ended=ended,
+            expire_after=rules.conversations.expire_after,
+            deferred=source,
+        )
     state = reply.state
     if state is not None:
         reply = Reply(reply.text, reply.media)

@@ -17,7 +17,8 @@ from textback.core.optout import OptOutPolicy
 class RuleSet:
     """What a rules file says: rules in file order, the default reply, the opt-out policy,
     the flows, the ``[conversations]`` settings, and the reply sent when a handler fails
-    (``[default] error_reply``; empty: none)."""
+    (``[default] error_reply``; empty: none). ``contact_names`` are the ``{contact.…}`` its
+    templates use, with where (``rule 2 (keyword 'hi')``, ``fields.city``)."""
 
     routes: tuple[Route, ...] = ()
     default: Route | None = None
@@ -27,6 +28,12 @@ class RuleSet:
     flows: tuple[Flow, ...] = ()
     conversations: ConversationSettings = field(default_factory=ConversationSettings)
     error_reply: str = ""
+    contact_names: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def wants_contact(self) -> bool:
+        """Whether a template names the contact (so the sender's profile must be loaded)."""
+        return bool(self.contact_names)
 
     def flow(self, name: str) -> Flow | None:
         """The flow called ``name``, if the file has one."""

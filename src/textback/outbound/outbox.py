@@ -15,6 +15,10 @@ opt-out again, notes that the API call begins, calls Twilio and records the outc
 
 A worker that dies mid-send leaves the row ``sending``; the sweep (a periodic task) queues such
 rows again once they are older than TEXTBACK_OUTBOX_STALE_AFTER, and rows whose task was lost.
+
+A flow's timer (a reminder, an expiry message) is a row scheduled by the webhook that asked the
+question, queued by the sweep once due; before sending it the worker asks the run
+(storage/flow_timers.fire): a run that moved on cancels it, an expiry ends the run first.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
@@ -44,6 +49,9 @@ from textback.errors import TextbackError
 from textback.outbound.lookup import AmbiguousLookup
 from textback.outbound.lookup import find_sent
 from textback.outbound.queue import make_queue
+from textback.outbound.quiet import held_reason
+from textback.outbound.quiet import hold_until
+from textback.storage import flow_timers
 from textback.storage import outbox as rows_module
 from textback.storage.outbox import OutboxRows
 from textback.storage.store import Store
@@ -137,11 +145,19 @@ class Outbox:
 
     def enqueue(self, entry_id: int, send_at: datetime | None = None) -> None:
         """Queue the task for a committed row (``send_at`` in the future: at that time)."""
-        if send_at is not None and send_at > self.rows.now():
-            self.send_task.schedule((entry_id,), eta=send_at)
-        else:
-            self.send_task(entry_id)
-        self.rows.mark_enqueued([entry_id])
+        self.enqueue_all([(entry_id, send_at)])
+
+    def enqueue_all(self, entries: Iterable[tuple[int, datetime | None]]) -> None:
+        """Queue the tasks for committed rows, each at its ``send_at``; one write marks them."""
+        stamp = self.rows.now()
+        ids = []
+        for entry_id, send_at in entries:
+            if send_at is not None and send_at > stamp:
+                self.send_task.schedule((entry_id,), eta=send_at)
+            else:
+                self.send_task(entry_id)
+            ids.append(entry_id)
+        self.rows.mark_enqueued(ids)
 
     def sweep(self) -> int:
         """Queue again the rows whose task was lost or whose worker died; returns how many."""
@@ -169,6 +185,17 @@ class Outbox:
         entry = self.rows.claim(entry_id, self.settings.outbox_stale_after)
         if entry is None:
             return None
+        held = hold_until(
+            self.settings, self.store, source=entry.source, to=entry.to_number, when=self.rows.now()
+        )
+        if held is not None:  # a broadcast due in the contact's quiet hours waits for their end
+            self.rows.postpone(entry.id, held, held_reason(held))
+            self.enqueue(entry.id, held)
+            log.info("outbox %d held by quiet hours until %s", entry.id, f"{held:%H:%M UTC}")
+            return None
+        timed = self._fire(entry)
+        if timed is not None:
+            return timed
         try:
             client = rest_client(self.settings)
         except ConfigError as exc:
@@ -207,6 +234,24 @@ class Outbox:
             "outbox %d sent as %s to %s: %s", entry.id, sid, mask_number(entry.to_number), status
         )
         return Outcome(rows_module.SENT, sid=sid, status=status)
+
+    def _fire(self, entry: Row[Any]) -> Outcome | None:
+        """For a flow timer's row: None to send it now, else what became of it (its run moved
+        on, or it is not due yet by this worker's clock). Any other row: None."""
+        with self.store.engine.connect() as connection:
+            if not flow_timers.is_timer(connection, entry.id):
+                return None
+        with self.store.write_lock, self.store.engine.begin() as connection:
+            fired = flow_timers.fire(connection, entry.id, self.rows.now())
+        if fired.send:
+            return None
+        if fired.later is not None:
+            self.rows.retry_at(entry.id, fired.later, "not due yet", unsure=False, error_code=None)
+            self.enqueue(entry.id, fired.later)
+            return Outcome(rows_module.SCHEDULED)
+        self.rows.finish(entry.id, rows_module.CANCELLED, fired.reason)
+        log.info("outbox %d cancelled: %s", entry.id, fired.reason)
+        return Outcome(rows_module.CANCELLED)
 
     def _wait_for_slot(self, sender: str) -> None:
         start = self.rows.reserve_slot(sender, 1 / self.settings.send_rate, time.time())

@@ -18,6 +18,7 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from textback.storage.models import now
+from textback.storage.profiles import profiles
 from textback.storage.runs import flow_runs
 from textback.storage.runs import is_open
 from textback.storage.tables import contacts
@@ -35,7 +36,8 @@ def like_pattern(text: str) -> str:
 
 @dataclass(frozen=True)
 class Search:
-    """A search box entry: digits search contact numbers, anything else message text."""
+    """A search box entry: digits search contact numbers, anything else message text and
+    contacts' names."""
 
     text: str
 
@@ -50,7 +52,7 @@ class Search:
 
 @dataclass(frozen=True)
 class ConversationRow:
-    """One contact with one of our numbers, and their latest message."""
+    """One contact with one of our numbers, their name ("" for none), and their latest message."""
 
     contact_id: int
     our_number: str
@@ -62,6 +64,7 @@ class ConversationRow:
     last_media: int
     last_at: datetime | None
     open_flow: str | None
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,11 +93,15 @@ def conversations(
     if wanted.digits:
         inner = inner.where(contacts.c.number.like(like_pattern(wanted.digits), escape="\\"))
     elif search.strip():
+        pattern = like_pattern(search.strip().lower())
         matching = select(messages.c.contact_id).where(
             # lower() LIKE: one pass over the messages, and cheaper than ILIKE on PostgreSQL
-            func.lower(messages.c.body).like(like_pattern(search.strip().lower()), escape="\\")
+            func.lower(messages.c.body).like(pattern, escape="\\")
         )
-        inner = inner.where(contacts.c.id.in_(matching))
+        named = select(profiles.c.number).where(
+            func.lower(profiles.c.name).like(pattern, escape="\\")
+        )
+        inner = inner.where(contacts.c.id.in_(matching) | contacts.c.number.in_(named))
     ranked = inner.subquery()
     # Page first (a probe of the index per contact), then fetch just those latest messages.
     paged = select(ranked).where(ranked.c.last_id.is_not(None))
@@ -108,8 +115,10 @@ def conversations(
             messages.c.direction,
             messages.c.media,
             messages.c.created_at,
+            profiles.c.name,
         )
         .join(messages, messages.c.id == listed.c.last_id)
+        .outerjoin(profiles, profiles.c.number == listed.c.number)
         .order_by(listed.c.last_id.desc())
     )
     with engine.connect() as connection:
@@ -127,6 +136,7 @@ def conversations(
             last_media=len(row.media or []),
             last_at=row.created_at,
             open_flow=flows.get(row.id),
+            name=row.name or "",
         )
         for row in found[:limit]
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ from textback.core.matchers import Pattern
 from textback.core.message import Inbound
 from textback.core.message import Reply
 from textback.core.optout import OptOutPolicy
+from textback.core.profile import ContactProfile
 from textback.core.ruleset import RuleSet
+from textback.core.templates import CONTACT
 from textback.core.templates import MESSAGE_FIELDS
 from textback.core.templates import Template
 from textback.core.templates import TemplateError
@@ -85,37 +88,66 @@ class OptOutSpec(_Strict):
 MATCH_KEYS = ("keyword", "keywords", "pattern", "contains")
 
 
-def template_reply(
-    text: Template, media: tuple[Template, ...]
-) -> Callable[[Inbound, Match | None, Conversation], Reply]:
-    """A handler that fills the templates in from the message, the match and saved values."""
-    if not text.fields and not any(m.fields for m in media):
-        constant = Reply(text.fill({}), [m.fill({}) for m in media])
-        return lambda msg, match, conversation: constant
+TemplateReply = Callable[[Inbound, Match | None, Conversation, ContactProfile | None], Reply]
 
-    def reply(msg: Inbound, match: Match | None, conversation: Conversation) -> Reply:
+
+def template_reply(text: Template, media: tuple[Template, ...]) -> TemplateReply:
+    """A handler that fills the templates in from the message, the match, saved values and
+    the contact."""
+    templates = (text, *media)
+    if not any(t.fields or t.uses_contact for t in templates):
+        constant = Reply(text.fill({}), [m.fill({}) for m in media])
+        return lambda msg, match, conversation, contact: constant
+
+    def reply(
+        msg: Inbound,
+        match: Match | None,
+        conversation: Conversation,
+        contact: ContactProfile | None,
+    ) -> Reply:
         values = {**conversation.values, "from": msg.from_, "to": msg.to, "body": msg.body}
         if match is not None:
             values.update(match.groups)
-        return Reply(text.fill(values), [m.fill(values) for m in media])
+        return Reply(text.fill(values, contact), [m.fill(values, contact) for m in media])
 
     return reply
 
 
+def contact_names(where: str, templates: Iterable[Template]) -> list[tuple[str, str]]:
+    """The ``{contact.…}`` names ``templates`` use, each with ``where``, in order, once."""
+    found = [(where, name.name) for template in templates for name in template.contact]
+    return list(dict.fromkeys(found))
+
+
 def _route(
-    name: str, matcher: Matcher | None, spec: ReplySpec | DefaultSpec, available: set[str]
+    name: str,
+    matcher: Matcher | None,
+    spec: ReplySpec | DefaultSpec,
+    available: set[str],
+    uses: list[tuple[str, str]],
+    where: str,
 ) -> Route:
     assert spec.reply is not None
+    available = available | {CONTACT}
     text = Template(spec.reply, available)
     check_length(text)
     media = tuple(Template(url, available) for url in spec.media)
     respond = template_reply(text, media)
+    used = contact_names(where, (text, *media))
+    uses.extend(used)
 
-    def handler(msg: Inbound, rule_match: Match | None, conversation: Conversation) -> Reply:
-        return respond(msg, rule_match, conversation)
+    def handler(
+        msg: Inbound,
+        rule_match: Match | None,
+        conversation: Conversation,
+        contact: ContactProfile | None = None,
+    ) -> Reply:
+        return respond(msg, rule_match, conversation, contact)
 
+    # Asking for the contact is what makes the store load the profile: only when used.
+    wants = ("rule_match", "conversation", "contact") if used else ("rule_match", "conversation")
     handler.__name__ = name
-    return Route(name=name, handler=handler, matcher=matcher, wants=("rule_match", "conversation"))
+    return Route(name=name, handler=handler, matcher=matcher, wants=wants)
 
 
 def _describe(raw: Mapping[str, Any]) -> str:
@@ -166,16 +198,14 @@ def parse_rules(data: Mapping[str, Any], path: str) -> RuleSet:
     if not isinstance(raw_rules, list):
         raise RulesError(path, "rule", "write rules as [[rule]] tables")
     routes = []
+    uses: list[tuple[str, str]] = []  # the {contact.…} names used, and where
     for index, raw in enumerate(raw_rules, start=1):
         where = rule_label(index, raw)
         try:
             spec = RuleSpec.model_validate(raw)
             matcher, available = _matcher(spec)
-            routes.append(
-                _route(
-                    spec.name or f"rule {index} ({matcher.describe()})", matcher, spec, available
-                )
-            )
+            name = spec.name or f"rule {index} ({matcher.describe()})"
+            routes.append(_route(name, matcher, spec, available, uses, where))
         except ValidationError as exc:
             raise RulesError(path, where, problem(exc, RuleSpec)) from None
         except (ValueError, TemplateError) as exc:
@@ -185,7 +215,9 @@ def parse_rules(data: Mapping[str, Any], path: str) -> RuleSet:
         try:
             default_spec = DefaultSpec.model_validate(data["default"])
             if default_spec.reply is not None:
-                default = _route("default", None, default_spec, set(MESSAGE_FIELDS))
+                default = _route(
+                    "default", None, default_spec, set(MESSAGE_FIELDS), uses, "[default]"
+                )
             elif default_spec.media:
                 raise ValueError('media needs a reply (write reply = "" for pictures only)')
             # Sent when a handler failed: no placeholders, so that it cannot fail in turn.
@@ -214,8 +246,20 @@ def parse_rules(data: Mapping[str, Any], path: str) -> RuleSet:
             raise RulesError(path, "[optout]", str(exc)) from None
     conversations = parse_conversations(data, path, optout)
     flows = parse_flows(data, path, conversations, optout)
+    uses.extend(contact_names("[conversations]", [conversations.leave_reply]))
+    for index, flow in enumerate(flows, start=1):
+        for place, template in flow.templates():
+            uses.extend(contact_names(f"flow {index} ({flow.name!r}), {place}", [template]))
     return RuleSet(
-        tuple(routes), default, optout, path, data, flows, conversations, error_reply=error_reply
+        tuple(routes),
+        default,
+        optout,
+        path,
+        data,
+        flows,
+        conversations,
+        error_reply=error_reply,
+        contact_names=tuple(dict.fromkeys(uses)),
     )
 
 

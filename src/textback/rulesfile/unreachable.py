@@ -4,6 +4,7 @@ The order of answering (docs/conversations.md) decides who wins a keyword: carri
 first, then Python handlers in registration order, then flow triggers, then rules in file
 order. A later keyword that an earlier one already takes is never reached. Only keywords are
 compared; a pattern or ``contains`` rule that catches a later keyword is not looked for.
+A flow's step that no branch, ``next`` or ``other`` leads to is never asked either.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from textback.core.bot import Route
 from textback.core.matchers import Keyword
 from textback.core.optout import Command
 from textback.core.ruleset import RuleSet
+from textback.rulesfile.flow_rules import reachable_steps
 from textback.rulesfile.rules import rule_label
 
 # START words are commands only from opted-out contacts: for anyone else a rule may answer them.
@@ -65,6 +67,14 @@ def unreachable(rules: RuleSet, bot: Bot | None = None, *, bot_name: str = "the 
     for index, (route, raw) in enumerate(_rules(rules), start=1):
         name = rule_label(index, raw)
         claim(_Place(f"{path}: {name}", name, "rule"), _keywords(route))
+    for index, flow in enumerate(rules.flows, start=1):
+        reached = set(reachable_steps(flow.steps))
+        for number, step in enumerate(flow.steps, start=1):
+            if number not in reached:
+                warnings.append(
+                    f"{path}: flow {index} ({flow.name!r}), {step.label(number)}: no step "
+                    "leads here; this step is never asked"
+                )
     return warnings
 
 

@@ -34,6 +34,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# A PostgreSQL that is down or out of reach must fail fast: a webhook has Twilio's 15 s, and
+# during an outage it is answered from the journal (web/journaling.py) once connecting fails.
+# libpq waits forever without connect_timeout (a dropped SYN is retried for minutes), and the
+# pool makes a request wait 30 s for a free connection by default.
+POSTGRES_CONNECT_TIMEOUT_S = 3
+POOL_TIMEOUT_S = 5
 _ADVISORY_LOCK_ID = 0x7E47BAC  # any constant: serialises migrations across servers
 VERSION_TABLE = "alembic_version"  # where Alembic keeps the schema's revision (its default)
 # A migration's `revision = "0006"` and `down_revision = "0005"` lines (annotated or not).
@@ -73,6 +79,9 @@ def make_engine(url: str) -> Engine:
         }
     else:
         options["pool_pre_ping"] = True
+        options["pool_timeout"] = POOL_TIMEOUT_S
+        if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+            options["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
     try:
         engine = create_engine(parsed, **options)
     except Exception as exc:  # an unknown driver, a missing DBAPI package

@@ -60,12 +60,26 @@ class Base(DeclarativeBase):
 class Contact(Base):
     """One person texting one of our numbers; opt-outs are kept here.
 
-    A message does not write this row (only a new contact or an opt-out change does): when a
-    contact was last seen is the time of their latest message.
+    A message does not write this row (only a new contact, an opt-out change, or the first
+    message waiting for a person does): when a contact was last seen is the time of their
+    latest message.
+
+    ``taken_over_at`` is set while a person answers the contact instead of the bot (the
+    admin's "Take over", storage/takeover.py), ``taken_over_by`` says who; ``waiting_since`` is
+    the time of their oldest message still waiting for that person's reply. Only taken-over
+    contacts are in the partial index, which the admin's list of them reads.
     """
 
     __tablename__ = "contacts"
-    __table_args__ = (UniqueConstraint("our_number", "number", name="uq_contacts_numbers"),)
+    __table_args__ = (
+        UniqueConstraint("our_number", "number", name="uq_contacts_numbers"),
+        Index(
+            "ix_contacts_taken_over",
+            "taken_over_at",
+            sqlite_where=text("taken_over_at IS NOT NULL"),
+            postgresql_where=text("taken_over_at IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     our_number: Mapped[str] = mapped_column(String(64))
@@ -73,6 +87,9 @@ class Contact(Base):
     first_seen: Mapped[datetime]
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     opted_out_at: Mapped[datetime | None]
+    taken_over_at: Mapped[datetime | None]
+    taken_over_by: Mapped[str | None] = mapped_column(String(100))
+    waiting_since: Mapped[datetime | None]
 
 
 class Message(Base):
@@ -298,3 +315,86 @@ class ProfileGroup(Base):
 
     profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id"), primary_key=True)
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), primary_key=True, index=True)
+
+
+# --- broadcasts -----------------------------------------------------------------------------
+
+
+class Broadcast(Base):
+    """One text sent to the contacts of some groups: each recipient's copy is an outbox row,
+    linked in ``broadcast_messages``. ``state`` is ``creating`` until every copy is written
+    (an interrupted creation is completed by running it again), then ``queued``; ``key``
+    makes a re-run of one decision (the same command, a resubmitted form) the same broadcast.
+    """
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    groups: Mapped[list[Any]] = mapped_column(default=list)
+    sender: Mapped[str] = mapped_column(String(64))
+    send_at: Mapped[datetime | None]
+    source: Mapped[str] = mapped_column(String(32), default="api")
+    state: Mapped[str] = mapped_column(String(16))
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class BroadcastMessage(Base):
+    """One recipient's copy of a broadcast: the outbox row that sends it."""
+
+    __tablename__ = "broadcast_messages"
+
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id"), primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), primary_key=True, unique=True)
+
+
+# --- slow handlers (docs/slow-handlers.md) -------------------------------------------------
+
+
+class SlowJob(Base):
+    """A slow handler owed to one inbound message, written in the transaction that stored it.
+
+    ``state`` runs waiting -> running -> done (its reply is outbox row ``outbox_id``, if it
+    had one) or failed (``error`` says why). A worker takes the row with one conditional UPDATE
+    and touches ``updated_at`` while the handler runs; a row left ``running`` without a touch
+    for TEXTBACK_OUTBOX_STALE_AFTER seconds belonged to a worker that died and is taken again.
+    ``message_sid`` is the key: one job per message, whatever Twilio retries.
+    """
+
+    __tablename__ = "slow_jobs"
+    __table_args__ = (Index("ix_slow_jobs_state_updated_at", "state", "updated_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    handler: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+# --- Flow timers (issue 14: reminders and expiry messages) ---------------------------------
+
+
+class FlowTimer(Base):
+    """A flow run's timer: an outbox row sent later only if the run still waits by then.
+
+    ``kind`` is "remind" (a step's reminder) or "expire" (the flow's expiry message, whose
+    sending also ends the run as expired). ``state`` is "waiting", "fired" (the worker found the
+    run still waiting and took the timer; it is being sent or retried) or "cancelled" (the run
+    moved on or ended first). See storage/flow_timers.py.
+    """
+
+    __tablename__ = "flow_timers"
+
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("flow_runs.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))

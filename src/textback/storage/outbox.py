@@ -218,6 +218,16 @@ class OutboxRows:
             values["unsure_since"] = None
         self._update(outbox.c.id == entry_id, **values)
 
+    def postpone(self, entry_id: int, when: datetime, reason: str) -> None:
+        """Back to waiting until ``when``, the claim not counted as an attempt (quiet hours)."""
+        self._update(
+            outbox.c.id == entry_id,
+            state=SCHEDULED,
+            send_at=when,
+            reason=reason,
+            attempts=outbox.c.attempts - 1,
+        )
+
     def release(self, entry_id: int) -> bool:
         """A person's decision to send a ``review`` or ``failed`` row (again): queued, no longer
         unsure, attempts from zero. Returns whether the row was in one of those states."""

@@ -1,29 +1,142 @@
-"""Contact profiles and groups in the database: save (insert or update), list, look up."""
+"""Contact profiles and groups in the database: save (insert or update), list, look up, and
+the values a flow's answer saves to the contact (in the answering transaction)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import UTC
 from datetime import datetime
 from types import MappingProxyType
+from typing import Any
 from typing import cast
 
 from sqlalchemy import Connection
 from sqlalchemy import Engine
+from sqlalchemy import Select
 from sqlalchemy import Table
+from sqlalchemy import bindparam
 from sqlalchemy import delete
+from sqlalchemy import func
 from sqlalchemy import insert
+from sqlalchemy import literal_column
 from sqlalchemy import select
 from sqlalchemy import update
 
+from textback.channel.timezones import guess_timezone
+from textback.core.profile import CHANGEABLE
+from textback.core.profile import FIELDS
 from textback.core.profile import ContactProfile
 from textback.storage.models import Group
 from textback.storage.models import Profile
 from textback.storage.models import ProfileGroup
+from textback.storage.tables import insert_for
 
 profiles = cast(Table, Profile.__table__)
 groups = cast(Table, Group.__table__)
 profile_groups = cast(Table, ProfileGroup.__table__)
+
+
+def profile_of_number(dialect: str) -> Select[Any]:
+    """The statement that loads one number's profile in one row, its groups joined by ";"
+    (which a group's name cannot contain: core.profile.group_problem). The answering
+    transaction runs it (inbound.py) when the rules or the handlers name the contact."""
+    # The separator is written in the SQL: a bound one would be a parameter rendered when the
+    # statement runs, which the prepared statements of the hot path do not do.
+    joined = (func.string_agg if dialect == "postgresql" else func.group_concat)(
+        groups.c.name, literal_column("';'")
+    )
+    names = (
+        select(joined)
+        .select_from(profile_groups.join(groups, groups.c.id == profile_groups.c.group_id))
+        .where(profile_groups.c.profile_id == profiles.c.id)
+        .correlate(profiles)
+        .scalar_subquery()
+    )
+    return select(
+        profiles.c.name,
+        profiles.c.language,
+        profiles.c.timezone,
+        profiles.c.fields,
+        names.label("groups"),
+    ).where(profiles.c.number == bindparam("number", type_=profiles.c.number.type))
+
+
+def profile_from_row(number: str, row: Sequence[Any] | None) -> ContactProfile:
+    """The profile of ``number`` from a row of profile_of_number (an empty one for None)."""
+    if row is None:
+        return ContactProfile(number)
+    name, language, timezone, fields, names = row
+    return ContactProfile(
+        number,
+        name,
+        language,
+        timezone,
+        MappingProxyType(dict(fields or {})),
+        tuple(sorted(names.split(";"))) if names else (),
+    )
+
+
+def profile_for(engine: Engine, number: str) -> ContactProfile:
+    """The profile of ``number`` (an empty one when there is none), for the admin's page."""
+    with engine.connect() as connection:
+        statement = profile_of_number(engine.dialect.name)
+        row = connection.execute(statement, {"number": number}).first()
+    return profile_from_row(number, row)
+
+
+def save_changes(
+    connection: Connection, number: str, changes: Mapping[str, str], stamp: datetime
+) -> None:
+    """Save what a flow learned for ``number`` (names as ContactProfile.value takes them:
+    ``name``, ``fields.city``) in the caller's transaction, creating the profile if needed
+    (its time zone guessed from the number, as an import does).
+
+    The profile row is locked while its fields are merged (PostgreSQL ``FOR UPDATE``), so two
+    answers of one person to two of our numbers at once both keep their field.
+    """
+    own = {name: value for name, value in changes.items() if name in CHANGEABLE}
+    fields = {
+        name.removeprefix(FIELDS): value
+        for name, value in changes.items()
+        if name.startswith(FIELDS)
+    }
+    found = connection.execute(
+        select(profiles.c.id, profiles.c.fields)
+        .where(profiles.c.number == number)
+        .with_for_update()
+    ).first()
+    if found is None:
+        values = {"name": "", "language": "", "timezone": guess_timezone(number), **own}
+        created = connection.execute(
+            insert_for(connection.engine)(profiles)
+            .values(number=number, fields=fields, created_at=stamp, updated_at=stamp, **values)
+            .on_conflict_do_nothing(index_elements=["number"])
+            .returning(profiles.c.id)
+        ).first()
+        if created is not None:
+            return
+        # Added a moment ago by another transaction: update it as found.
+        found = connection.execute(
+            select(profiles.c.id, profiles.c.fields)
+            .where(profiles.c.number == number)
+            .with_for_update()
+        ).one()
+    profile_id, stored = found
+    update_values: dict[str, Any] = {**own, "updated_at": stamp}
+    if fields:
+        update_values["fields"] = {**(stored or {}), **fields}
+    connection.execute(update(profiles).where(profiles.c.id == profile_id).values(**update_values))
+
+
+def field_names(engine: Engine) -> set[str]:
+    """Every custom field some profile has (for ``textback check``)."""
+    names: set[str] = set()
+    with engine.connect() as connection:
+        for (fields,) in connection.execute(select(profiles.c.fields)):
+            names.update(fields or {})
+    return names
 
 
 def _group_ids(connection: Connection, names: Iterable[str]) -> list[int]:

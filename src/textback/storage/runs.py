@@ -22,7 +22,9 @@ from sqlalchemy import update
 from sqlalchemy.sql.elements import ColumnElement
 
 from textback.core.conversation import Conversation
+from textback.core.flows import REMIND
 from textback.core.responder import Decision
+from textback.storage import flow_timers
 from textback.storage.models import FlowAnswer
 from textback.storage.models import FlowRun
 from textback.storage.models import clean
@@ -56,13 +58,15 @@ def conversation_of(
 ) -> tuple[Conversation | None, int | None]:
     """The open conversation and run id from a row of OPEN_RUN, (None, None) if there is none.
 
-    Expiry is lazy: a run found expired at ``stamp`` is closed as "expired" here.
+    Expiry is lazy: a run found expired at ``stamp`` is closed as "expired" here. Its reminder
+    is cancelled; its expiry message, if it has one, is still sent (flow_timers.fire).
     """
     if run is None:
         return None, None
     run_id, flow, state, values, expires_at = run
     if expires_at is not None and expires_at <= stamp:
         end_run(connection, run_id, "expired", expires_at)
+        flow_timers.cancel(connection, [run_id], stamp, "the flow run expired", kinds=(REMIND,))
         return None, None
     return Conversation(state, dict(values or {}), flow), run_id
 
@@ -90,13 +94,19 @@ def is_open(stamp: datetime) -> ColumnElement[bool]:
 
 
 def end_open_runs(connection: Connection, contact_id: int, status: str, stamp: datetime) -> bool:
-    """Close the contact's open (unexpired) run with ``status``; whether there was one."""
-    ended = connection.execute(
-        update(flow_runs)
-        .where(and_(flow_runs.c.contact_id == contact_id, is_open(stamp)))
-        .values(status=status, ended_at=stamp, updated_at=stamp)
-        .returning(flow_runs.c.id)
-    ).all()
+    """Close the contact's open (unexpired) run with ``status``, and cancel its timers;
+    whether there was one."""
+    ended = (
+        connection.execute(
+            update(flow_runs)
+            .where(and_(flow_runs.c.contact_id == contact_id, is_open(stamp)))
+            .values(status=status, ended_at=stamp, updated_at=stamp)
+            .returning(flow_runs.c.id)
+        )
+        .scalars()
+        .all()
+    )
+    flow_timers.cancel(connection, ended, stamp, f"the flow run ended ({status})")
     return bool(ended)
 
 
@@ -125,8 +135,16 @@ def save_conversation(
     before: Conversation | None,
     decision: Decision,
     stamp: datetime,
-) -> None:
-    """Store what a message did to the contact's conversation (see responder.Decision)."""
+    our_number: str = "",
+    number: str = "",
+) -> int | None:
+    """Store what a message did to the contact's conversation (see responder.Decision); the id
+    of the run open after it, if any.
+
+    A run that ends, or whose question changes (``decision.timers`` given), has its waiting
+    timers cancelled; the question's new timers are written as messages from ``our_number``
+    to ``number`` (flow_timers.py).
+    """
     after, ended, ended_values = decision.conversation, decision.ended, decision.ended_values
     expire_after = decision.expire_after
     old_values = before.values if before is not None else {}
@@ -136,8 +154,10 @@ def save_conversation(
             if ended_values is not None:
                 save_answers(connection, run_id, old_values, ended_values, stamp)
             end_run(connection, run_id, ended, stamp, ended_values)
+            flow_timers.cancel(connection, [run_id], stamp, f"the flow run ended ({ended})")
         elif after is None:  # the conversation ended without saying how
             end_run(connection, run_id, "ended", stamp)
+            flow_timers.cancel(connection, [run_id], stamp, "the flow run ended (ended)")
         else:
             save_answers(connection, run_id, old_values, after.values, stamp)
             changes: dict[str, Any] = {
@@ -148,9 +168,12 @@ def save_conversation(
             if expires_at is not None:  # a HELP or START mid-flow keeps the old expiry
                 changes["expires_at"] = expires_at
             connection.execute(update(flow_runs).where(flow_runs.c.id == run_id).values(**changes))
-            return
+            if decision.timers is not None:
+                flow_timers.cancel(connection, [run_id], stamp, "the contact answered first")
+                _schedule(connection, run_id, after, decision, stamp, our_number, number)
+            return run_id
     if after is None:
-        return
+        return None
     new_id = connection.execute(
         flow_runs.insert()
         .values(
@@ -166,3 +189,26 @@ def save_conversation(
         .returning(flow_runs.c.id)
     ).scalar_one()
     save_answers(connection, new_id, {}, after.values, stamp)
+    _schedule(connection, new_id, after, decision, stamp, our_number, number)
+    return int(new_id)
+
+
+def _schedule(
+    connection: Connection,
+    run_id: int,
+    after: Conversation,
+    decision: Decision,
+    stamp: datetime,
+    our_number: str,
+    number: str,
+) -> None:
+    if decision.timers:
+        flow_timers.schedule(
+            connection,
+            run_id=run_id,
+            state=after.state or "",
+            sender=our_number,
+            to=number,
+            timers=decision.timers,
+            stamp=stamp,
+        )

@@ -52,12 +52,15 @@ class Store:
         self.write_lock = write_lock(engine)
         self._inbound = InboundRecorder(engine, self.insert, self.write_lock)
 
-    def record_inbound(self, msg: Inbound, decide: Decider) -> tuple[str, bool]:
+    def record_inbound(
+        self, msg: Inbound, decide: Decider, *, with_profile: bool = False
+    ) -> tuple[str, bool]:
         """Store ``msg`` and the reply ``decide`` gives; returns (TwiML, whether it was new).
 
         A MessageSid seen before is not decided again: its stored TwiML is returned as it was.
+        ``with_profile``: ``decide`` gets the sender's profile too (see inbound.py).
         """
-        return self._inbound.record(msg, decide, self.clock())
+        return self._inbound.record(msg, decide, self.clock(), with_profile=with_profile)
 
     def end_flow(self, our_number: str, number: str, status: str = "cancelled") -> bool:
         """End the contact's open conversation with ``status``; returns whether there was one."""

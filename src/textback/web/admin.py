@@ -21,6 +21,7 @@ from flask import url_for
 from flask.typing import ResponseReturnValue
 
 from textback.config import DATABASE_LIMITER_STORAGE
+from textback.core.profile import edited
 from textback.core.text import mask_number
 from textback.errors import ConfigError
 from textback.errors import TextbackError
@@ -29,6 +30,9 @@ from textback.queries import inbox
 from textback.queries.overview import overview as overview_of
 from textback.storage import outbox as states
 from textback.storage.outbox import OutboxRows
+from textback.storage.profiles import profile_for
+from textback.storage.profiles import save_profiles
+from textback.storage.takeover import Takeovers
 from textback.web import auth
 from textback.web import textback
 from textback.web.chart import hourly_chart
@@ -77,7 +81,11 @@ def when(stamp: datetime | None) -> str:
 
 def cursor(name: str) -> int | None:
     """A paging position from the query string; anything but a row id is ignored."""
-    value = request.args.get(name, "")
+    return row_id(request.args.get(name, ""))
+
+
+def row_id(value: str) -> int | None:
+    """A row id given as text (a paging position, a form field); anything else is None."""
     if value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID)):
         number = int(value)
         return number if number <= MAX_ID else None
@@ -92,7 +100,12 @@ def conversations() -> str:
         textback().store.engine, search=search, before=cursor("before"), limit=inbox.PAGE_SIZE
     )
     return render_template(
-        "admin/conversations.html", page=page, search=search, paged=cursor("before") is not None
+        "admin/conversations.html",
+        page=page,
+        search=search,
+        paged=cursor("before") is not None,
+        # Contacts a person has taken over, waiting longest first: listed above the rest.
+        taken_over={row.contact_id: row for row in Takeovers(textback().store).listed()},
     )
 
 
@@ -142,6 +155,8 @@ def conversation(contact_id: int) -> str:
         runs=contact_history.flow_runs_of(engine, contact_id),
         sending_problem=sending_problem(),
         max_body=MAX_BODY_CHARS,
+        profile=profile_for(engine, contact.number),
+        takeover=Takeovers(textback().store).of(contact_id),
     )
 
 
@@ -207,7 +222,32 @@ def send(contact_id: int) -> ResponseReturnValue:
         except TextbackError as exc:
             flash(f"Not sent: {exc}", "error")
         else:
+            Takeovers(service.store).replied(contact_id, seen=row_id(request.form.get("seen", "")))
             flash(f"Queued as outbox {entry_id}: the worker sends it; its state shows below.")
+    return _back(contact_id)
+
+
+@bp.post(f"/admin/conversations/<int(max={MAX_ID}):contact_id>/profile")
+def edit_profile(contact_id: int) -> ResponseReturnValue:
+    """Save the contact's name, language, time zone, groups (``a; b``) and fields (pairs of
+    ``field_name`` and ``field_value``; an empty value removes the field)."""
+    contact = _contact_or_404(contact_id)
+    form = request.form
+    try:
+        person = edited(
+            contact.number,
+            name=form.get("name", ""),
+            language=form.get("language", ""),
+            timezone=form.get("timezone", ""),
+            groups=form.get("groups", ""),
+            fields=zip(form.getlist("field_name"), form.getlist("field_value"), strict=False),
+        )
+    except TextbackError as exc:
+        flash(f"Not saved: {exc}", "error")
+    else:
+        save_profiles(textback().store.engine, [person])
+        log.info("admin edited the profile of %s", mask_number(contact.number))
+        flash("Contact saved.")
     return _back(contact_id)
 
 
@@ -221,3 +261,50 @@ def overview() -> str:
         day_chart=hourly_chart(stats.last_day, title="Messages per hour, last 24 hours (UTC)"),
         week_chart=hourly_chart(stats.last_week, title="Messages per hour, last 7 days (UTC)"),
     )
+
+
+# --- a person takes over (docs/admin.md, storage/takeover.py) ------------------------------
+
+
+@bp.app_template_filter("waited")
+def waited(since: datetime | None) -> str:
+    """How long ago ``since`` was, roughly: ``under a minute``, ``12 min``, ``2 h 5 min``."""
+    if since is None:
+        return ""
+    minutes = max(0, int((textback().store.clock() - since).total_seconds() // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else "under a minute"
+
+
+@bp.post(f"/admin/conversations/<int(max={MAX_ID}):contact_id>/take-over")
+def take_over(contact_id: int) -> ResponseReturnValue:
+    """Pause the bot for the contact: their messages wait for a person's reply."""
+    contact = _contact_or_404(contact_id)
+    if Takeovers(textback().store).take_over(contact_id, by="admin"):
+        log.info("admin took over %s", mask_number(contact.number))
+        flash(
+            "Taken over: the bot no longer answers this contact (STOP, START and HELP still "
+            "work). Their messages wait for your reply here."
+        )
+    else:
+        flash("This contact is taken over already.", "error")
+    return _back(contact_id)
+
+
+@bp.post(f"/admin/conversations/<int(max={MAX_ID}):contact_id>/hand-back")
+def hand_back(contact_id: int) -> ResponseReturnValue:
+    """Resume the bot for the contact; their open flow, if any, ends."""
+    contact = _contact_or_404(contact_id)
+    handed = Takeovers(textback().store).hand_back(contact_id)
+    if not handed.was_taken_over:
+        flash("The bot answers this contact already.", "error")
+    else:
+        log.info("admin handed %s back to the bot", mask_number(contact.number))
+        ended = " Their open flow was ended." if handed.flow_ended else ""
+        flash(f"Handed back: the bot answers this contact again.{ended}")
+    return _back(contact_id)

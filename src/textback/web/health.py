@@ -3,6 +3,7 @@
 ``/healthz`` is the process: 200 whenever it can answer HTTP at all (a liveness probe; restart
 the process when it fails). ``/readyz`` is the database: 200 when it answers ``SELECT 1``, else
 503 with the reason and ``Retry-After`` (a readiness probe; send no traffic here meanwhile).
+Its next lines report the outbox's queue and the outage journal's entries waiting.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from flask import current_app
 
 from textback.storage.health import database_problem
 from textback.web import textback
+from textback.web.journaling import JOURNALING_KEY
+from textback.web.journaling import Journaling
 from textback.web.outage import RETRY_AFTER_SECONDS
 from textback.web.outage import DatabaseOutage
 
@@ -55,11 +58,32 @@ def readyz() -> Response:
     service = textback()
     problem = database_problem(service.store.engine)
     _, queue_line = queue_report(service.settings.queue_url)
+    lines = f"{queue_line}\n{journal_line()}"
     if problem is None:
         outage().answered()
-        return plain(f"ok\n{queue_line}", 200)
+        return plain(f"ok\n{lines}", 200)
     response = plain(
-        f"503 Service Unavailable: the database does not answer: {problem}\n{queue_line}", 503
+        f"503 Service Unavailable: the database does not answer: {problem}\n{lines}", 503
     )
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
+
+
+def journal_line() -> str:
+    """``journal: 3 entries waiting to be replayed``: the outage journal (docs/outage.md).
+    Entries waiting are replayed from now on, if they were not already."""
+    journaling = current_app.extensions[JOURNALING_KEY]
+    assert isinstance(journaling, Journaling)
+    try:
+        waiting = journaling.waiting()
+        rejected = journaling.journal.rejected()
+    except OSError as exc:
+        return f"journal: cannot be read: {exc}"
+    if waiting:
+        journaling.start()  # under a server that did not replay at start (gunicorn): now
+    line = f"journal: {waiting} entries waiting to be replayed"
+    if rejected:
+        line += (
+            f", {rejected} rejected (kept in {journaling.journal.folder}/journal-rejected.jsonl)"
+        )
+    return line

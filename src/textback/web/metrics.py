@@ -9,16 +9,21 @@ not announce itself.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterator
 
 from flask import Blueprint
 from flask import Response
 from flask import abort
+from flask import current_app
 from flask import request
 
 from textback import metrics
+from textback.queries.outbox_depth import Gauge
 from textback.queries.outbox_depth import outbox_gauges
 from textback.web import textback
 from textback.web.access import is_local_request
+from textback.web.journaling import JOURNALING_KEY
+from textback.web.journaling import Journaling
 
 bp = Blueprint("metrics", __name__)
 
@@ -40,5 +45,19 @@ def scrape() -> Response:
     if not _may_read():
         abort(404)
     engine = textback().store.engine
-    body = metrics.exposition(lambda: outbox_gauges(engine))
+    body = metrics.exposition(lambda: [*outbox_gauges(engine), *journal_gauges()])
     return Response(body, content_type=metrics.CONTENT_TYPE, headers={"Cache-Control": "no-store"})
+
+
+def journal_gauges() -> Iterator[Gauge]:
+    """The outage journal's entries: waiting to be replayed, and rejected (kept for a person)."""
+    journaling = current_app.extensions[JOURNALING_KEY]
+    assert isinstance(journaling, Journaling)
+    try:
+        counts = {
+            "waiting": float(journaling.waiting()),
+            "rejected": float(journaling.journal.rejected()),
+        }
+    except OSError:
+        return
+    yield ("textback_journal", "Outage journal entries: waiting, rejected.", "state", counts)

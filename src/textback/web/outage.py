@@ -1,8 +1,9 @@
 """A database outage as this process sees it: one log line when it starts, one when it ends.
 
 During an outage every request fails the same way; a traceback per request (150,000 lines in
-10 s were seen) hides everything else in the log. Requests answer 503 with ``Retry-After``
-instead, and the log says when the database went away, why, and when it came back.
+10 s were seen) hides everything else in the log. Webhooks are kept in the outage journal and
+answered at once (web/journaling.py), pages answer 503 with ``Retry-After``, and the log says
+when the database went away, why, and when it came back.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class DatabaseOutage:
                 return
             self._since = self._clock()
         log.error(
-            "database unavailable (%s): answering 503 with Retry-After until it answers again",
+            "database unavailable (%s): keeping webhooks in the journal (pages: 503) until it "
+            "answers again",
             describe(exc),
         )
 

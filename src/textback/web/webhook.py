@@ -33,6 +33,7 @@ from textback.channel.webhook import Webhook
 from textback.config import Settings
 from textback.service import Textback
 from textback.storage.health import is_unavailable
+from textback.web.journaling import Journaling
 from textback.web.outage import RETRY_AFTER_SECONDS
 from textback.web.outage import DatabaseOutage
 
@@ -175,6 +176,7 @@ class WebhookApp:
         max_body: int,
         outage: DatabaseOutage,
         context: Callable[[], AbstractContextManager[object]] = nullcontext,
+        journaling: Journaling | None = None,
     ) -> None:
         self.service = service
         self.pages = pages
@@ -182,6 +184,7 @@ class WebhookApp:
         self.max_body = max_body
         self.outage = outage
         self.context = context
+        self.journaling = journaling  # None: a database outage is answered 503
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO")
@@ -229,11 +232,19 @@ class WebhookApp:
             msg = self.core.message(method=method, url=url, headers=headers, body=body)
             if isinstance(msg, Refusal):
                 return self.refuse(msg, MESSAGE_PATH)
+        except Exception as exc:
+            return self.failure(exc, method, MESSAGE_PATH)
+        if self.journaling is not None and self.journaling.pending:
+            # Behind the journal's replay: kept in order after it (STOPs honoured first).
+            return self.journaled(None, lambda j: j.message(msg, base))
+        try:
             with self.context():
                 twiml = self.service.answer(msg, base)
             self.outage.answered()
             return 200, [("Content-Type", TWIML_TYPE)], twiml.encode()
         except Exception as exc:
+            if self.journaling is not None and is_unavailable(exc):
+                return self.journaled(exc, lambda j: j.message(msg, base))
             return self.failure(exc, method, MESSAGE_PATH)
 
     def status(
@@ -244,11 +255,20 @@ class WebhookApp:
             report = self.core.status(method=method, url=url, headers=headers, body=body)
             if isinstance(report, Refusal):
                 return self.refuse(report, STATUS_PATH)
+        except Exception as exc:
+            return self.failure(exc, method, STATUS_PATH)
+        journaling = self.journaling
+        if journaling is not None and journaling.pending and isinstance(report, StatusReport):
+            return self.journaled(None, lambda j: j.status(report))
+        try:
             if isinstance(report, StatusReport):
                 self.service.store.record_status(dict(report.params), report.reply_to)
                 self.outage.answered()
             return 204, [], b""  # recorded, or Ignored: not ours
         except Exception as exc:
+            if self.journaling is not None and is_unavailable(exc):
+                assert isinstance(report, StatusReport)
+                return self.journaled(exc, lambda j: j.status(report))
             return self.failure(exc, method, STATUS_PATH)
 
     def refuse(self, refusal: Refusal, path: str) -> HttpResponse:
@@ -268,8 +288,28 @@ class WebhookApp:
                 self.outage.answered()
         return refused(refusal)
 
+    def journaled(
+        self, exc: Exception | None, keep: Callable[[Journaling], str | None]
+    ) -> HttpResponse:
+        """The answer while the database is down (``exc``) or the journal waits to be
+        replayed: the request kept in the journal (on disk) and answered at once (TwiML, or
+        204 for a status); 503 if the journal cannot be written either, so Twilio tries again."""
+        assert self.journaling is not None
+        if exc is not None:
+            self.outage.failed(exc)
+        try:
+            twiml = keep(self.journaling)
+        except OSError as error:
+            log.error("cannot write the outage journal (%s): answering 503", error)
+            metrics.WEBHOOKS.labels("unavailable").inc()
+            return unavailable()
+        if twiml is None:
+            return 204, [], b""
+        return 200, [("Content-Type", TWIML_TYPE)], twiml.encode()
+
     def failure(self, exc: Exception, method: str, path: str) -> HttpResponse:
-        """The answer when our side failed: 503 while the database is down, else a logged 500."""
+        """The answer when our side failed: 503 while the database is down (and the request is
+        not one the journal keeps), else a logged 500."""
         if is_unavailable(exc):
             self.outage.failed(exc)
             metrics.WEBHOOKS.labels("unavailable").inc()
