@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from dataclasses import replace
 from functools import cached_property
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from sqlalchemy import Connection
@@ -31,11 +32,12 @@ from textback.core.responder import failed
 from textback.core.ruleset import RuleSet
 from textback.core.text import mask_number
 from textback.errors import HandlerError
-from textback.outbound.outbox import Outbox
-from textback.outbound.slow import SlowHandlers
 from textback.storage.inbound import ContactState
 from textback.storage.inbound import Decided
 from textback.storage.store import Store
+
+if TYPE_CHECKING:
+    from textback.outbound.slow import SlowHandlers
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,11 @@ class Textback:
     @cached_property
     def slow(self) -> SlowHandlers:
         """Slow handlers' jobs on the outbox's queue (made when a slow handler first answers;
-        ``textback run``'s embedded worker runs them on the same queue)."""
+        ``textback run``'s embedded worker runs them on the same queue). The queue (huey) and
+        the twilio client load here, not at every start."""
+        from textback.outbound.outbox import Outbox
+        from textback.outbound.slow import SlowHandlers
+
         return SlowHandlers(Outbox(self.settings, self.store), lambda: (self.bot, self.rules))
 
     @staticmethod

@@ -27,6 +27,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
+from textback.channel.credentials import rest_credentials
 from textback.config import Settings
 from textback.errors import ConfigError
 from textback.errors import TextbackError
@@ -95,29 +96,13 @@ def http_client_for(settings: Settings) -> BaseUrlHttpClient:
 
 
 def rest_client(settings: Settings, http_client: TwilioHttpClient | None = None) -> Client:
-    """A twilio ``Client`` for the configured account; ConfigError when credentials are missing.
-
-    An API key pair wins over the auth token. The development token is never a credential.
-    """
-    account = settings.account_sid
-    if not account:
-        raise ConfigError(
-            "TWILIO_ACCOUNT_SID is not set: Twilio's REST API needs the account SID (AC...) "
-            "and TWILIO_AUTH_TOKEN, or an API key pair (TWILIO_API_KEY, TWILIO_API_SECRET)"
-        )
-    if settings.api_key_sid and settings.api_key_secret:
-        username, password = settings.api_key_sid, settings.api_key_secret
-    elif settings.auth_tokens and not settings.dev_token:
-        username, password = account, settings.auth_tokens[0]
-    else:
-        raise ConfigError(
-            "no credentials for Twilio's REST API: set TWILIO_AUTH_TOKEN, or an API key pair "
-            "(TWILIO_API_KEY and TWILIO_API_SECRET)"
-        )
+    """A twilio ``Client`` for the configured account; ConfigError when credentials are missing
+    (rest_credentials)."""
+    credentials = rest_credentials(settings)
     return Client(
-        username,
-        password,
-        account_sid=account,
+        credentials.username,
+        credentials.password,
+        account_sid=credentials.account_sid,
         http_client=http_client or http_client_for(settings),
         environment={},  # everything comes from the settings, not twilio's own variables
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Sequence
 from urllib.parse import quote
 from urllib.parse import urlsplit
@@ -92,7 +93,7 @@ class SignatureChecker:
             return False
         algorithm = get_signature_algorithm(settings_header)
         expected = signature.encode()
-        for candidate in port_variants(url):
+        for candidate in _as_called_first(url):
             for validator in self._validators:
                 try:
                     computed = validator.compute_signature(candidate, params, algorithm)
@@ -101,6 +102,12 @@ class SignatureChecker:
                 if hmac.compare_digest(computed.encode(), expected):
                     return True
         return False
+
+
+def _as_called_first(url: str) -> Iterator[str]:
+    """port_variants(url), the other form made only when the URL as called did not match."""
+    yield url
+    yield from port_variants(url)[1:]
 
 
 def sign(token: str, url: str, pairs: Iterable[tuple[str, str]]) -> str:

@@ -58,16 +58,20 @@ def embedded_worker(app: Flask) -> EmbeddedConsumer | None:
     """A worker in this process, so `textback run` alone also sends the outbox's messages and
     runs slow handlers (those of the reloaded bot); None (with a note why) when there are no
     credentials to send with."""
-    from textback.channel.rest import rest_client
+    from textback.channel.credentials import rest_credentials
     from textback.errors import ConfigError
-    from textback.outbound.queue import EmbeddedConsumer
 
     service = app.extensions["textback"]
     try:
+        rest_credentials(service.settings)  # before loading the twilio client (and requests)
+        from textback.channel.rest import rest_client
+
         rest_client(service.settings)
     except ConfigError as exc:
         _banner(f" * not sending the outbox (nor running slow handlers): {exc}")
         return None
+    from textback.outbound.queue import EmbeddedConsumer
+
     slow = service.slow  # the webhook's queue: one huey, its tasks and the sweeps registered
     outbox = slow.outbox
     outbox.sweep()

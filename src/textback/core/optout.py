@@ -10,6 +10,8 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from textback.core.matchers import allowed_typos
+from textback.core.matchers import typos
 from textback.core.text import normalize_command
 
 # Twilio's own lists (its default opt-out handling), see the README's "Carrier rules".
@@ -135,7 +137,9 @@ class OptOutPolicy:
 
     def command(self, body: str) -> Command | None:
         """The carrier command ``body`` is, when the whole message is one."""
-        word = normalize_command(body)
+        return self._command_of(normalize_command(body))
+
+    def _command_of(self, word: str) -> Command | None:
         if not word:
             return None
         if word in self.stop_words:
@@ -152,15 +156,16 @@ class OptOutPolicy:
         Never the command itself: the contact is told the exact words instead (see
         responder). Words of up to 3 letters have no near misses (``end`` is not ``and``).
         """
-        from textback.core.matchers import allowed_typos
-        from textback.core.matchers import typos
-
         word = normalize_command(body)
-        if not word or self.command(body) is not None:
+        if not word or self._command_of(word) is not None:
             return None
         for command, words in ((Command.STOP, self.stop_words), (Command.HELP, self.help_words)):
-            if any(typos(word, known) <= allowed_typos(known) for known in words):
-                return command
+            for known in words:
+                allowed = allowed_typos(known)
+                # Every message of every contact comes here: a word whose length alone is
+                # further off than the typos allowed is no near miss, and costs no distance.
+                if abs(len(word) - len(known)) <= allowed and typos(word, known) <= allowed:
+                    return command
         return None
 
     def reply_for(

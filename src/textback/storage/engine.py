@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import fcntl
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from contextlib import nullcontext
 from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 from sqlalchemy import create_engine
 from sqlalchemy import event
@@ -27,6 +27,9 @@ from sqlalchemy.engine import make_url
 
 from textback.errors import ConfigError
 from textback.errors import SchemaError
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,9 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 POSTGRES_CONNECT_TIMEOUT_S = 3
 POOL_TIMEOUT_S = 5
 _ADVISORY_LOCK_ID = 0x7E47BAC  # any constant: serialises migrations across servers
+VERSION_TABLE = "alembic_version"  # where Alembic keeps the schema's revision (its default)
+# A migration's `revision = "0006"` and `down_revision = "0005"` lines (annotated or not).
+_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.MULTILINE)
 
 
 def _create_private(database: Path) -> None:
@@ -140,6 +146,8 @@ def write_lock(engine: Engine) -> AbstractContextManager[None]:
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(files("textback.storage") / "migrations"))
     config.attributes["engine"] = engine
@@ -147,12 +155,48 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 
 
 def head_revision(engine: Engine) -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def listed_head(versions: Traversable | None = None) -> str | None:
+    """The newest migration, read from the ``revision`` and ``down_revision`` lines of the files
+    in ``versions`` (textback's migrations) without importing them or Alembic, which takes longer
+    than the rest of a start; None when the files do not name exactly one head, and then Alembic
+    decides (head_revision)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    folder = versions or files("textback.storage") / "migrations" / "versions"
+    for entry in folder.iterdir():
+        if not entry.name.endswith(".py"):
+            continue
+        lines = dict(_REVISION_LINE.findall(entry.read_text(encoding="utf-8")))
+        try:
+            revision = ast.literal_eval(lines["revision"])
+            down = ast.literal_eval(lines.get("down_revision", "None"))
+        except (KeyError, ValueError, SyntaxError):
+            continue  # not a migration (the package's __init__.py)
+        revisions.add(revision)
+        parents.update(down if isinstance(down, tuple | list) else [down] if down else [])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _stored_revisions(engine: Engine) -> list[str]:
+    """The revisions in the database's version table (none for a database without one)."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table(VERSION_TABLE):
+            return []
+        rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))
+        return [str(revision) for revision in rows.scalars()]
 
 
 @contextlib.contextmanager
@@ -181,6 +225,8 @@ def migration_lock(engine: Engine) -> Iterator[None]:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations up to ``revision`` (``textback db upgrade``)."""
+    from alembic import command
+
     with migration_lock(engine):
         command.upgrade(alembic_config(engine), revision)
 
@@ -191,7 +237,17 @@ def ensure_schema(engine: Engine, *, create_if_empty: bool = True) -> None:
     An empty database (no tables at all) is set up on first start, so the default SQLite file
     needs no command. A database with an older schema is never changed behind the operator's
     back: SchemaError says which command to run.
+
+    A database already at the newest migration is recognised with one query, without Alembic.
     """
+    try:
+        stored = _stored_revisions(engine)
+    except Exception as exc:
+        raise SchemaError(f"cannot open the database {_safe_url(engine)}: {exc}") from None
+    if len(stored) == 1 and stored[0] == listed_head():
+        return
+    from alembic import command
+
     head = head_revision(engine)
     try:
         current = current_revision(engine)

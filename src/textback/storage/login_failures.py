@@ -23,11 +23,10 @@ from sqlalchemy import case
 from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy import text
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from textback.storage.models import LoginFailure
+from textback.storage.tables import insert_for
 
 login_failures = cast(Table, LoginFailure.__table__)
 
@@ -72,9 +71,7 @@ class DatabaseStorage(Storage):
 
     def _insert(self) -> Any:
         """The dialect's INSERT, which knows ON CONFLICT (both SQLite and PostgreSQL do)."""
-        if self.engine.dialect.name == "postgresql":
-            return postgresql.insert(login_failures)
-        return sqlite.insert(login_failures)
+        return insert_for(self.engine)(login_failures)
 
     def _sweep(self, now: datetime) -> None:
         with self.engine.begin() as connection:

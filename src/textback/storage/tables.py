@@ -12,8 +12,6 @@ from typing import cast
 
 from sqlalchemy import Engine
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 
 from textback.storage.models import Contact
 from textback.storage.models import Message
@@ -29,5 +27,12 @@ Insert = Callable[[Table], Any]
 
 
 def insert_for(engine: Engine) -> Insert:
-    """The INSERT of ``engine``'s dialect, the one with ``on_conflict_do_nothing/update``."""
-    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    """The INSERT of ``engine``'s dialect, the one with ``on_conflict_do_nothing/update``
+    (each dialect imported when its engine asks: a SQLite server never loads PostgreSQL's)."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from flask import Blueprint
 from flask import Flask
@@ -19,13 +20,11 @@ from flask import request
 from flask import url_for
 from flask.typing import ResponseReturnValue
 
-from textback.channel.rest import rest_client
+from textback.config import DATABASE_LIMITER_STORAGE
 from textback.core.profile import edited
 from textback.core.text import mask_number
 from textback.errors import ConfigError
 from textback.errors import TextbackError
-from textback.outbound.outbox import Outbox
-from textback.outbound.send import schedule_message
 from textback.queries import contact_history
 from textback.queries import inbox
 from textback.queries.overview import overview as overview_of
@@ -35,9 +34,11 @@ from textback.storage.profiles import profile_for
 from textback.storage.profiles import save_profiles
 from textback.storage.takeover import Takeovers
 from textback.web import auth
-from textback.web import lockout
 from textback.web import textback
 from textback.web.chart import hourly_chart
+
+if TYPE_CHECKING:
+    from textback.outbound.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,10 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(bp)
     service = app.extensions["textback"]
-    lockout.init_app(app, service.settings.limiter_storage, service.store.engine)
+    if service.settings.limiter_storage != DATABASE_LIMITER_STORAGE:
+        from textback.web import lockout  # limits: a storage URI is checked now, at start
+
+        lockout.init_app(app, service.settings.limiter_storage, service.store.engine)
 
 
 @bp.context_processor
@@ -107,6 +111,10 @@ def conversations() -> str:
 
 def sending_problem() -> str | None:
     """Why a message cannot be sent from this server, or None when it can."""
+    # The twilio client and the outbox (requests, huey) load when a page first needs them, not
+    # at every start.
+    from textback.channel.rest import rest_client
+
     try:
         rest_client(textback().settings)
     except ConfigError as exc:
@@ -116,6 +124,8 @@ def sending_problem() -> str | None:
 
 def outbox() -> Outbox:
     """This app's outbox (one queue connection per app, made on first use)."""
+    from textback.outbound.outbox import Outbox
+
     found = current_app.extensions.get("textback_outbox")
     if found is None:
         service = textback()
@@ -186,6 +196,8 @@ def end_flow(contact_id: int) -> ResponseReturnValue:
 @bp.post(f"/admin/conversations/<int(max={MAX_ID}):contact_id>/send")
 def send(contact_id: int) -> ResponseReturnValue:
     """Send a message to the contact through Twilio's REST API."""
+    from textback.outbound.send import schedule_message
+
     contact = _contact_or_404(contact_id)
     body = request.form.get("body", "").strip()
     if not body or len(body) > MAX_BODY_CHARS:

@@ -39,7 +39,6 @@ from textback.web.access import is_admin
 from textback.web.access import is_local_request
 from textback.web.access import session_token
 from textback.web.access import token_matches
-from textback.web.lockout import lockout_of
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +126,8 @@ def login() -> ResponseReturnValue:
     password_hash, password_key = settings.admin_password_hash, settings.admin_password_key
     if password_hash is None or password_key is None:
         return redirect(url_for("admin.conversations"))
+    from textback.web.lockout import lockout_of  # limits, loaded at the first login
+
     target = request.form.get("next", "")
     address = request.remote_addr or "unknown"
     lockout = lockout_of(current_app)
@@ -161,6 +162,8 @@ def logout() -> ResponseReturnValue:
 
 @bp.errorhandler(TooManyRequests)
 def locked_out(_error: TooManyRequests) -> ResponseReturnValue:
+    from textback.web.lockout import lockout_of
+
     page = render_template("admin/login.html", csrf_token=csrf_token(), next="", error=LOCKED_OUT)
     wait = lockout_of(current_app).seconds_left(request.remote_addr or "unknown")
     return page, 429, {"Retry-After": str(wait)}

@@ -12,7 +12,6 @@ from flask import Blueprint
 from flask import Response
 from flask import current_app
 
-from textback.outbound.queue import queue_report
 from textback.storage.health import database_problem
 from textback.web import textback
 from textback.web.journaling import JOURNALING_KEY
@@ -54,6 +53,8 @@ def readyz() -> Response:
     """200 when the database answers; 503 with the reason when it does not. The queue the
     outbox's workers read is reported on a second line (its problem alone is no 503: answering
     webhooks needs only the database)."""
+    from textback.outbound.queue import queue_report  # huey, loaded when first asked
+
     service = textback()
     problem = database_problem(service.store.engine)
     _, queue_line = queue_report(service.settings.queue_url)

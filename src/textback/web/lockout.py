@@ -80,6 +80,13 @@ def init_app(app: Flask, setting: str, engine: Engine) -> Lockout:
 
 
 def lockout_of(app: Flask) -> Lockout:
-    """The lockout made by ``init_app``."""
-    lockout: Lockout = app.extensions[EXTENSION]
+    """The lockout made by ``init_app``, or now, on the first login, for the database's storage
+    (which has nothing to check at start: the admin pages leave this module, and limits,
+    unloaded until then). Two first logins at once may each make one; both count in the same
+    table."""
+    lockout = app.extensions.get(EXTENSION)
+    if lockout is None:
+        service = app.extensions["textback"]
+        lockout = init_app(app, service.settings.limiter_storage, service.store.engine)
+    assert isinstance(lockout, Lockout)
     return lockout
