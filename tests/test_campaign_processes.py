@@ -276,6 +276,10 @@ def sent_to(standin: StandIn, number: str) -> list[str]:
         return [item.form["Body"] for item in standin.sent if item.form["To"] == number]
 
 
+def asked_of(standin: StandIn, number: str, text: str) -> Callable[[], bool]:
+    return lambda: text in sent_to(standin, number)
+
+
 class Admin:
     """The admin view as a browser uses it: the login form, then each action's form with the
     page's CSRF token. The cookie is sent by hand: under `textback serve` it is Secure, and the
@@ -318,9 +322,9 @@ class Admin:
         done = self.post(f"{thread}/{action}", self.cookie, **fields)
         assert done.status_code == 302, done.text
         shown = self.get(thread, cookie=done.cookies.get("session", self.cookie)).text
-        flashed = re.findall(r'<p class="flash[^"]*"[^>]*>(.*?)</p>', shown, re.S)
-        assert flashed, shown
-        return flashed[0]
+        flashed = re.search(r'<p class="flash[^"]*"[^>]*>(.*?)</p>', shown, re.S)
+        assert flashed is not None, shown
+        return flashed.group(1)
 
 
 def csrf_token(html: str) -> str:
@@ -386,7 +390,7 @@ def test_a_campaign_from_the_readme(stack_name: str, standin: StandIn, tmp_path:
         assert started.stdout.endswith("survey: started for 3 contact(s), skipped 0\n")
         for number, name in ((ANN, "Ann Lee"), (BOB, "Bob"), (CY, "friend")):
             asked = f"How was the event, {name}, from 1 to 5?"
-            wait_until(lambda n=number, a=asked: a in sent_to(standin, n), "the question", stack)
+            wait_until(asked_of(standin, number, asked), "the question", stack)
         # The branch taken depends on the answer; Cy does not answer.
         assert replies(webhook(stack, ANN, "great")) == ["Please reply with a number from 1 to 5."]
         assert replies(webhook(stack, ANN, "2")) == ["Sorry to hear it. What should we do better?"]
