@@ -60,6 +60,7 @@ def embedded_worker(app: Flask) -> EmbeddedConsumer | None:
     credentials to send with."""
     from textback.channel.rest import rest_client
     from textback.errors import ConfigError
+    from textback.outbound.queue import POLL_AT_LEAST_EVERY
     from textback.outbound.queue import EmbeddedConsumer
 
     service = app.extensions["textback"]
@@ -72,7 +73,9 @@ def embedded_worker(app: Flask) -> EmbeddedConsumer | None:
     outbox = slow.outbox
     outbox.sweep()
     slow.sweep()
-    consumer = EmbeddedConsumer(outbox.queue, workers=1, worker_type="thread")
+    consumer = EmbeddedConsumer(
+        outbox.queue, workers=1, worker_type="thread", max_delay=POLL_AT_LEAST_EVERY
+    )
     consumer.start()
     _banner(" * sending the outbox in this process (textback serve needs textback worker)")
     return consumer

@@ -30,6 +30,10 @@ from huey.storage import SqliteStorage
 from textback.errors import ConfigError
 
 DEFAULT_NAME = "textback"
+# huey's consumer polls an empty queue less and less often, by default up to every 10 s: a
+# reply queued by the admin or a slow handler, or a broadcast come due, would wait that long.
+# A poll of a SQLite or PostgreSQL queue is one small query; on Redis the poll blocks anyway.
+POLL_AT_LEAST_EVERY = 1.0
 
 
 def make_queue(url: str) -> Huey:
