@@ -1,11 +1,13 @@
-"""How soon a worker sees a task: huey's consumer backs off on an empty queue, by default to a
-poll every 10 s, which a reply from the admin or a slow handler, or a broadcast come due, would
-wait for. Both consumers (`textback worker`, the one inside `textback run`) poll at least once a
-second."""
+"""The worker's queue. How soon a worker sees a task: huey's consumer backs off on an empty
+queue, by default to a poll every 10 s, which a reply from the admin or a slow handler, or a
+broadcast come due, would wait for; both consumers (`textback worker`, the one inside `textback
+run`) poll at least once a second. And a queue storage whose client library is missing is named
+in one line."""
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,9 @@ from huey import Huey
 from textback import create_app
 from textback.cli import main
 from textback.cli.serving import embedded_worker
+from textback.errors import ConfigError
 from textback.outbound.queue import POLL_AT_LEAST_EVERY
+from textback.outbound.queue import make_queue
 from textback.testing import TEST_TOKEN
 
 from .prism import ACCOUNT
@@ -75,3 +79,21 @@ def test_textback_worker_polls_at_least_once_a_second(
     result = CliRunner().invoke(main, ["worker"], env=settings, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert [options.get("max_delay") for options in made] == [POLL_AT_LEAST_EVERY]
+
+
+@pytest.mark.parametrize(
+    ("url", "module", "extra"),
+    [
+        ("redis://127.0.0.1:6379/0?name=x", "redis", "redis"),
+        ("postgresql://user:secret@db/textback", "psycopg", "postgres"),
+    ],
+)
+def test_a_queue_without_its_client_library_is_one_line(
+    url: str, module: str, extra: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # as if it were not installed
+    with pytest.raises(ConfigError) as raised:
+        make_queue(url)
+    message = str(raised.value)
+    assert f"pip install 'textback[{extra}]'" in message and "\n" not in message
+    assert "secret" not in message
