@@ -12,11 +12,19 @@ from pathlib import Path
 
 import pytest
 import requests
+from twilio.rest import Client
 
 from tests.served import free_port
+from textback.channel.rest import BaseUrlHttpClient
 from textback.errors import ConfigError
 from textback.logs import JsonFormatter
 from textback.logs import log_format
+from textback.logs import setup_logging
+from textback.testing import TEST_TOKEN
+
+from .prism import ACCOUNT
+from .standin import StandIn
+from .standin import standin_api  # noqa: F401
 
 NUMBER = "+15557654321"
 BODY = "my secret order 4242"
@@ -94,3 +102,26 @@ def test_a_served_webhook_logs_json_lines_without_the_body_or_number(tmp_path: P
     assert answered["sid"].startswith("SM") and answered["number"].endswith("21")
     assert answered["number"].startswith("+*") and isinstance(answered["duration_ms"], float)
     assert BODY not in stderr and NUMBER not in stderr
+
+
+def test_twilio_api_requests_log_no_number_at_info(
+    standin: StandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """twilio's HTTP client logs each request at INFO, a list's query (To, From) included: a
+    lookup of an unknown outcome would log whole numbers. Its lines are WARNING and up only."""
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+    try:
+        setup_logging()
+        client = Client(
+            ACCOUNT, TEST_TOKEN, http_client=BaseUrlHttpClient(standin.url), environment={}
+        )
+        client.messages.create(to="+14155550123", from_="+15559990000", body="a private text")
+        assert len(client.messages.list(to="+14155550123", from_="+15559990000", limit=5)) == 1
+        logging.getLogger("textback.outbound.outbox").info("sent")  # INFO still gets through
+    finally:
+        root.handlers[:] = before[0]
+        root.setLevel(before[1])
+    written = capsys.readouterr().err
+    assert "INFO textback.outbound.outbox: sent" in written
+    assert "4155550123" not in written and "5559990000" not in written, written

@@ -308,3 +308,50 @@ def test_start_flow_command_problems(
     assert result.exit_code != 0
     assert problem in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("ending", ["another flow's trigger", "an operator", "a take-over"])
+def test_a_first_question_still_waiting_when_its_run_ends_is_not_sent(
+    app: Flask, store: Store, rules: RuleSet, standin: StandIn, tmp_path: Path, ending: str
+) -> None:
+    """The question may wait (a worker down, quiet hours until the morning) while the run ends:
+    sent then, it would ask for an answer no run takes."""
+    from textback.storage.tables import contacts
+    from textback.storage.takeover import Takeovers
+
+    settings = Settings.load(api_settings(standin, tmp_path), environ={})
+    box = Outbox(settings, store, MemoryHuey(name="waiting"))  # no worker yet: it waits
+    phone = Phone(app, TEST_TOKEN, number=ANN, to=OURS)
+    phone.send("hello")
+    [started] = start(box, rules, [ANN], from_=OURS)
+    assert started.outbox_id is not None
+    if ending == "another flow's trigger":
+        assert phone.send("join").text == "Name?"
+        reason = "the flow run ended before its first question was sent"
+    elif ending == "an operator":
+        assert store.end_flow(OURS, ANN)
+        reason = "the flow run ended before its first question was sent"
+    else:
+        with store.engine.connect() as connection:
+            contact_id = connection.execute(
+                select(contacts.c.id).where(contacts.c.number == ANN)
+            ).scalar_one()
+        assert Takeovers(store).take_over(contact_id, by="ops")
+        reason = "a person has taken the contact over"
+    outcome = box.deliver(started.outbox_id)
+    assert outcome is not None and outcome.state == states.CANCELLED
+    entry = box.rows.get(started.outbox_id)
+    assert entry is not None and (entry.state, entry.reason) == (states.CANCELLED, reason)
+    assert standin.bodies() == []
+
+
+def test_a_first_question_whose_run_is_open_is_sent_when_it_comes_due(
+    store: Store, rules: RuleSet, standin: StandIn, tmp_path: Path
+) -> None:
+    settings = Settings.load(api_settings(standin, tmp_path), environ={})
+    box = Outbox(settings, store, MemoryHuey(name="waiting"))
+    [started] = start(box, rules, [ANN], from_=OURS)
+    assert started.outbox_id is not None
+    outcome = box.deliver(started.outbox_id)
+    assert outcome is not None and outcome.state == states.SENT
+    assert standin.bodies() == [RATE]

@@ -67,3 +67,6 @@ def setup_logging(level: int = logging.INFO, *, environ: dict[str, str] | None =
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # twilio's HTTP client logs every request at INFO, with a list's query: a lookup's To and
+    # From, whole numbers. Its warnings and errors still show.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)

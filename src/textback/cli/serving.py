@@ -70,13 +70,16 @@ def embedded_worker(app: Flask) -> EmbeddedConsumer | None:
     except ConfigError as exc:
         _banner(f" * not sending the outbox (nor running slow handlers): {exc}")
         return None
+    from textback.outbound.queue import POLL_AT_LEAST_EVERY
     from textback.outbound.queue import EmbeddedConsumer
 
     slow = service.slow  # the webhook's queue: one huey, its tasks and the sweeps registered
     outbox = slow.outbox
     outbox.sweep()
     slow.sweep()
-    consumer = EmbeddedConsumer(outbox.queue, workers=1, worker_type="thread")
+    consumer = EmbeddedConsumer(
+        outbox.queue, workers=1, worker_type="thread", max_delay=POLL_AT_LEAST_EVERY
+    )
     consumer.start()
     _banner(" * sending the outbox in this process (textback serve needs textback worker)")
     return consumer

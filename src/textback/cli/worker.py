@@ -30,6 +30,7 @@ def worker(workers: int) -> None:
     from textback.channel.rest import rest_client
     from textback.core.bot import Bot
     from textback.outbound.outbox import Outbox
+    from textback.outbound.queue import POLL_AT_LEAST_EVERY
     from textback.outbound.slow import SlowHandlers
     from textback.rulesfile.rules import default_rules
     from textback.rulesfile.rules import load_rules
@@ -46,7 +47,10 @@ def worker(workers: int) -> None:
         slow.sweep()
         # SIGTERM (systemd, Docker) lets the sends in hand finish; Ctrl-C stops at once.
         consumer = outbox.queue.create_consumer(
-            workers=workers, worker_type="thread", graceful_signal="TERM"
+            workers=workers,
+            worker_type="thread",
+            graceful_signal="TERM",
+            max_delay=POLL_AT_LEAST_EVERY,
         )
         consumer.run()
 

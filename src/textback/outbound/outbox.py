@@ -193,6 +193,12 @@ class Outbox:
             self.enqueue(entry.id, held)
             log.info("outbox %d held by quiet hours until %s", entry.id, f"{held:%H:%M UTC}")
             return None
+        with self.store.engine.connect() as connection:
+            void = flow_timers.start_question_void(connection, entry.key, self.rows.now())
+        if void is not None:  # a flow we started whose run ended while its question waited
+            self.rows.finish(entry.id, rows_module.CANCELLED, void)
+            log.info("outbox %d cancelled: %s", entry.id, void)
+            return Outcome(rows_module.CANCELLED)
         timed = self._fire(entry)
         if timed is not None:
             return timed

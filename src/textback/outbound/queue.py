@@ -13,6 +13,7 @@ sent, is in textback's database, so a lost task is found again by the outbox's s
 from __future__ import annotations
 
 import functools
+import importlib
 import sqlite3
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -30,6 +31,10 @@ from huey.storage import SqliteStorage
 from textback.errors import ConfigError
 
 DEFAULT_NAME = "textback"
+# huey's consumer polls an empty queue less and less often, by default up to every 10 s: a
+# reply queued by the admin or a slow handler, or a broadcast come due, would wait that long.
+# A poll of a SQLite or PostgreSQL queue is one small query; on Redis the poll blocks anyway.
+POLL_AT_LEAST_EVERY = 1.0
 
 
 def make_queue(url: str) -> Huey:
@@ -47,14 +52,28 @@ def make_queue(url: str) -> Huey:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return SqliteHuey(name=name, filename=path, results=False, storage_class=QueueFile)
     if scheme in ("redis", "rediss", "unix"):
+        _client_installed("redis", scheme, extra="redis")
         return RedisHuey(name=name, url=plain, results=False)
     if scheme in ("postgresql", "postgres"):
+        _client_installed("psycopg", scheme, extra="postgres")
         dsn = urlunsplit(parts._replace(scheme="postgresql", query=rest))
         return PostgresHuey(name=name, dsn=dsn, table_prefix="textback_queue", results=False)
     raise ConfigError(
         f"TEXTBACK_QUEUE_URL={url!r}: use sqlite:///path/queue.db, redis://host:6379/0 "
         "or postgresql://user@host/db"
     )
+
+
+def _client_installed(module: str, scheme: str, *, extra: str) -> None:
+    """ConfigError, in one line, when the storage's client library is missing (huey would
+    raise its own error, with a traceback, at the first task)."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(
+            f"TEXTBACK_QUEUE_URL={scheme}://…: a queue there needs the {module} package: "
+            f"pip install 'textback[{extra}]'"
+        ) from exc
 
 
 class QueueFile(SqliteStorage):  # type: ignore[misc]

@@ -22,6 +22,7 @@ takes first, so a timer and an answer are always one after the other, never inte
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -237,3 +238,37 @@ def _cancelled(connection: Connection, outbox_id: int, reason: str) -> Fired:
         update(flow_timers).where(flow_timers.c.outbox_id == outbox_id).values(state=CANCELLED)
     )
     return Fired(False, reason)
+
+
+# --- the first question of a flow started from our side -------------------------------------
+
+START_KEY = re.compile(r"^flow:(\d+):start$")  # outbound/start_flow.py writes it
+
+
+def start_question_void(connection: Connection, key: str | None, stamp: datetime) -> str | None:
+    """For the first question of a flow started from our side (outbox key
+    ``flow:<run>:start``): why it is not to be sent any more, else None (also for any other row).
+
+    The question is written with its run but may wait (a worker down, quiet hours until the
+    morning) while the run ends: the contact texted another flow's trigger, an operator ended
+    it, it expired, or a person took the contact over. Sent then, it would ask for an answer
+    that no run takes.
+    """
+    found = START_KEY.match(key or "")
+    if found is None:
+        return None
+    run = connection.execute(
+        select(_runs.c.contact_id, _runs.c.ended_at, _runs.c.expires_at).where(
+            _runs.c.id == int(found.group(1))
+        )
+    ).first()
+    if run is None or run.ended_at is not None:
+        return "the flow run ended before its first question was sent"
+    if run.expires_at is not None and run.expires_at <= stamp:
+        return "the flow run expired before its first question was sent"
+    taken_over_at = connection.execute(
+        select(contacts.c.taken_over_at).where(contacts.c.id == run.contact_id)
+    ).scalar()
+    if taken_over_at is not None:
+        return "a person has taken the contact over"
+    return None
