@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 
 from textback.errors import ConfigError
 from textback.errors import SchemaError
+from textback.storage.health import describe
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,8 @@ def ensure_schema(engine: Engine, *, create_if_empty: bool = True) -> None:
     try:
         current = current_revision(engine)
     except Exception as exc:
-        raise SchemaError(f"cannot open the database {_safe_url(engine)}: {exc}") from None
+        # One line (the driver's first), not SQLAlchemy's paragraph with its background link.
+        raise SchemaError(f"cannot open the database {_safe_url(engine)}: {describe(exc)}") from None
     if current == head:
         return
     if current is None and create_if_empty:
