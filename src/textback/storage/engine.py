@@ -64,7 +64,9 @@ def make_engine(url: str) -> Engine:
         raise ConfigError(f"DATABASE_URL is not a database URL: {exc}") from None
     if parsed.drivername == "postgresql" or parsed.drivername == "postgres":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    options: dict[str, Any] = {}
+    # A failed statement's error (logged with its traceback) must not carry its values: they
+    # are message bodies and whole phone numbers.
+    options: dict[str, Any] = {"hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             _create_private(Path(parsed.database))
@@ -198,7 +200,8 @@ def ensure_schema(engine: Engine, *, create_if_empty: bool = True) -> None:
         current = current_revision(engine)
     except Exception as exc:
         # One line (the driver's first), not SQLAlchemy's paragraph with its background link.
-        raise SchemaError(f"cannot open the database {_safe_url(engine)}: {describe(exc)}") from None
+        reason = describe(exc)
+        raise SchemaError(f"cannot open the database {_safe_url(engine)}: {reason}") from None
     if current == head:
         return
     if current is None and create_if_empty:
