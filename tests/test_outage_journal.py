@@ -19,6 +19,8 @@ from sqlalchemy import event
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from textback import Bot
+from textback import Inbound
 from textback.channel.forms import inbound_form
 from textback.channel.twiml import parse_twiml
 from textback.config import Settings
@@ -108,8 +110,8 @@ class Outage:
 
 @pytest.fixture
 def outage(make_app: Callable[..., Flask]) -> Callable[..., Outage]:
-    def build(**config: object) -> Outage:
-        return Outage(make_app(**config))
+    def build(bot: Bot | None = None, **config: object) -> Outage:
+        return Outage(make_app(bot, **config))
 
     return build
 
@@ -416,3 +418,32 @@ def test_a_contact_taken_over_by_a_person_waits_for_them_after_the_outage(
     assert down.inbound()[-1].source == TAKEN_OVER
     waiting = down.rows(select(contacts.c.waiting_since).where(contacts.c.id == contact_id))
     assert waiting[0][0] is not None
+
+
+class QueuedSlow:
+    """Stands in for the service's slow handlers' queue: what was queued."""
+
+    def __init__(self) -> None:
+        self.queued: list[str] = []
+
+    def enqueue(self, message_sid: str) -> None:
+        self.queued.append(message_sid)
+
+
+def test_a_slow_handlers_job_is_queued_by_the_replay(outage: Callable[..., Outage]) -> None:
+    """The replay queues the job it stores with the message, as the webhook does; not left
+    for the sweep, which takes it only once it has waited TEXTBACK_OUTBOX_STALE_AFTER."""
+    bot = Bot()
+
+    @bot.on("report", slow=True, ack="Working on it...")
+    def report(msg: Inbound) -> str:
+        return "Your report"
+
+    down = outage(bot)
+    queued = QueuedSlow()
+    down.app.extensions["textback"].__dict__["slow"] = queued  # the cached property's place
+    down.switch.down()
+    asked = down.phone.send("report", from_=ALICE)
+    down.recover()
+    assert queued.queued == [asked.sid]
+    assert [row.body for row in down.owed()] == ["Working on it..."]
