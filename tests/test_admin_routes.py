@@ -128,3 +128,20 @@ def test_script_in_an_imported_name_and_a_broadcast_stays_text(
     for html in pages:
         assert XSS not in html
         assert ESCAPED in html
+
+
+@pytest.mark.parametrize("field", ["language", "timezone", "groups", "field_name"])
+def test_a_pasted_page_in_the_profile_form_is_refused_in_a_short_message(
+    app: Flask, field: str
+) -> None:
+    """The refusal quotes the value: cut, or the flash makes the session cookie too big for a
+    browser (Werkzeug warns, and the tests turn warnings into errors)."""
+    Phone(app, TEST_TOKEN).send("Hello", from_=ANN, to=OURS)
+    client = app.test_client()
+    assert log_in(client).status_code == 302
+    thread = f"/admin/conversations/{contact_id(app, ANN)}"
+    form = {"csrf_token": token_in(page(client, thread)), "field_value": "x", field: "é!" * 3000}
+    response = client.post(thread + "/profile", data=form, base_url=HTTPS, follow_redirects=True)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "Not saved: " in html
+    assert "é!" * 100 not in html
