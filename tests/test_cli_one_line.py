@@ -43,3 +43,24 @@ def test_a_database_that_is_down_is_one_line(tmp_path: Path, args: list[str]) ->
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("textback: error: cannot open the database")
     assert "Connection refused" in lines[0] and "sqlalche.me" not in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("phone,name\n+15550001111,Ren\xe9e\n".encode("latin-1"), "not UTF-8 text"),
+        (b"\xff\xfep\x00h\x00o\x00n\x00e\x00", "not UTF-8 text"),
+        (b"phone,name\n+15550001111," + b"x" * 200_000 + b"\n", "not a CSV file: field larger"),
+    ],
+)
+def test_an_import_of_a_file_that_is_not_csv_text_is_one_line(
+    tmp_path: Path, database_url: str, content: bytes, problem: str
+) -> None:
+    people = tmp_path / "people.csv"
+    people.write_bytes(content)
+    env = {"DATABASE_URL": database_url, "TEXTBACK_INSTANCE": str(tmp_path / "instance")}
+    result = CliRunner().invoke(main, ["contacts", "import", str(people)], env=env)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [result.stderr.strip()] and result.stderr.startswith(
+        f"textback: error: {people}: {problem}"
+    )
