@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,10 @@ from flask import Flask
 from werkzeug.security import generate_password_hash
 
 from textback.cli import main
+from textback.core.profile import ContactProfile
+from textback.storage.profiles import profile_for
+from textback.storage.profiles import save_changes
+from textback.storage.profiles import save_profiles
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
 
@@ -145,3 +151,22 @@ def test_a_pasted_page_in_the_profile_form_is_refused_in_a_short_message(
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "Not saved: " in html
     assert "é!" * 100 not in html
+
+
+def test_a_field_a_flow_saved_while_the_form_was_open_is_kept(app: Flask) -> None:
+    """The form sends the fields it showed; one saved since (save_to) is not the admin's to
+    drop: only emptying a field on the form removes it."""
+    engine = app.extensions["textback"].store.engine
+    save_profiles(engine, [ContactProfile(ANN, "Ann", fields={"zip": "94607"})])
+    Phone(app, TEST_TOKEN).send("Hello", from_=ANN, to=OURS)
+    client = app.test_client()
+    assert log_in(client).status_code == 302
+    thread = f"/admin/conversations/{contact_id(app, ANN)}"
+    token = token_in(page(client, thread))  # the page shows zip only
+    with engine.begin() as connection:  # the contact answers a flow's save_to meanwhile
+        save_changes(connection, ANN, {"fields.city": "Oakland"}, datetime.now(UTC))
+    form = {"csrf_token": token, "name": "Ann Lee", "field_name": "zip", "field_value": ""}
+    response = client.post(thread + "/profile", data=form, base_url=HTTPS, follow_redirects=True)
+    assert "Contact saved." in response.get_data(as_text=True)
+    saved = profile_for(engine, ANN)
+    assert (saved.name, dict(saved.fields)) == ("Ann Lee", {"city": "Oakland"})
