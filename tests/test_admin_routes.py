@@ -170,3 +170,26 @@ def test_a_field_a_flow_saved_while_the_form_was_open_is_kept(app: Flask) -> Non
     assert "Contact saved." in response.get_data(as_text=True)
     saved = profile_for(engine, ANN)
     assert (saved.name, dict(saved.fields)) == ("Ann Lee", {"city": "Oakland"})
+
+
+def test_a_broadcast_time_out_of_range_is_shown_not_a_500(make_app: Callable[..., Flask]) -> None:
+    app = make_app(
+        TEXTBACK_ADMIN_PASSWORD=FAST_HASH,
+        TEXTBACK_TIMEZONE="America/Los_Angeles",  # 9999-12-31 23:59 here is past datetime.max
+        TWILIO_ACCOUNT_SID=ACCOUNT,
+        TWILIO_API_BASE_URL="http://127.0.0.1:9",
+    )
+    save_profiles(app.extensions["textback"].store.engine, [ContactProfile(ANN, groups=("g",))])
+    client = app.test_client()
+    assert log_in(client).status_code == 302
+    form = {
+        "csrf_token": token_in(page(client, "/admin/broadcasts/new")),
+        "text": "Hi",
+        "group": "g",
+        "sender": OURS,
+        "at": "9999-12-31T23:59",
+        "action": "send",
+    }
+    response = client.post("/admin/broadcasts/new", data=form, base_url=HTTPS)
+    assert response.status_code == 200
+    assert "is out of range" in response.get_data(as_text=True)

@@ -64,3 +64,27 @@ def test_an_import_of_a_file_that_is_not_csv_text_is_one_line(
     assert result.stderr.splitlines() == [result.stderr.strip()] and result.stderr.startswith(
         f"textback: error: {people}: {problem}"
     )
+
+
+@pytest.mark.parametrize("at", ["9999-12-31T23:59-12:00", "0001-01-01T00:00+01:00"])
+@pytest.mark.parametrize("command", ["broadcast", "send"])
+def test_a_time_out_of_range_is_one_line(tmp_path: Path, at: str, command: str) -> None:
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+        "TEXTBACK_INSTANCE": str(tmp_path / "instance"),
+        "TWILIO_ACCOUNT_SID": ACCOUNT,
+        "TWILIO_AUTH_TOKEN": "x" * 32,
+    }
+    people = tmp_path / "people.csv"
+    people.write_text("phone,name,groups\n+15550001111,Ann,g\n")
+    assert CliRunner().invoke(main, ["contacts", "import", str(people)], env=env).exit_code == 0
+    args = {
+        "broadcast": ["broadcast", "Hi", "--group", "g", "--yes", "--no-wait"],
+        "send": ["send", "+15550001111", "Hi"],
+    }[command]
+    result = CliRunner().invoke(main, [*args, "--from", "+15559990000", "--at", at], env=env)
+    assert result.exit_code == 1
+    assert (
+        result.stderr
+        == f"textback: error: --at {at!r} is out of range: give one before the year 9999\n"
+    )
