@@ -299,6 +299,7 @@ def test_an_entry_that_cannot_be_stored_is_kept_aside(outage: Callable[..., Outa
     assert journal.waiting() == 0 and journal.rejected() == 1
     ready = down.app.test_client().get("/readyz").get_data(as_text=True)
     assert "journal: 0 entries waiting to be replayed, 1 rejected (kept in " in ready
+    assert str(journal.folder) not in ready  # /readyz answers anyone: no paths
     scrape = down.app.test_client().get("/metrics").get_data(as_text=True)
     assert 'textback_journal{state="rejected"} 1.0' in scrape
     assert 'textback_journal{state="waiting"} 0.0' in scrape
