@@ -120,6 +120,16 @@ BAD = [
         "flow 1 ('signup'): expire_after: bad duration '1 week'",
     ),
     ('[conversations]\nexpire_after = "0s"\n' + FLOW, "[conversations]: expire_after: bad dur"),
+    (  # past datetime's range: a run's expiry could not be written
+        '[conversations]\nexpire_after = "3000000d"\n' + FLOW,
+        "[conversations]: expire_after: bad duration '3000000d': at most 3650d (ten years)",
+    ),
+    (  # past timedelta's own range
+        FLOW.replace(
+            'done = "Done, {name}."', 'done = "Done."\nexpire_after = "' + "9" * 20 + 'd"'
+        ),
+        "flow 1 ('signup'): expire_after: bad duration '" + "9" * 20 + "d': at most 3650d",
+    ),
     (
         '[conversations]\nleave = ["cancel"]\n' + FLOW,
         "[conversations]: leave word 'cancel' is a carrier opt-out/help keyword",

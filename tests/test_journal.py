@@ -73,3 +73,30 @@ def test_a_torn_last_line_is_skipped_and_a_left_over_file_is_taken_first(tmp_pat
 def test_the_journal_is_private(tmp_path: Path) -> None:
     Journal(tmp_path).append(entry(1))
     assert (tmp_path / JOURNAL).stat().st_mode & 0o077 == 0
+
+
+def test_every_file_of_the_journal_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    """The journal holds bodies and whole numbers: every file it makes is the owner's only,
+    even under a umask that would let others read."""
+    import os
+
+    old = os.umask(0)
+    try:
+        journal = Journal(tmp_path)
+        journal.append(entry(1))
+        with journal.replaying():
+            (taken,) = journal.take()
+        journal.reject(entry(2))
+        journal.append(entry(3))
+    finally:
+        os.umask(old)
+    made = sorted(path for path in tmp_path.iterdir())
+    assert {path.name for path in made} >= {
+        JOURNAL,
+        taken.name,
+        "journal.lock",
+        "journal.replay-lock",
+        "journal-rejected.jsonl",
+    }
+    for path in made:
+        assert path.stat().st_mode & 0o077 == 0, path.name

@@ -245,3 +245,90 @@ def test_downgrade_gives_the_old_schema_back(empty_database_url: str) -> None:
         }
         assert connection.execute(text("SELECT count(*) FROM messages")).scalar() == 3
     engine.dispose()
+
+
+def schema_of(engine: Any) -> dict[str, Any]:
+    """Every table's columns, indexes (with a partial index's condition), unique constraints
+    and foreign keys, as the database reports them."""
+    found: dict[str, Any] = {}
+    with engine.connect() as connection:
+        found["alembic"] = current_revision(engine)
+        look = inspect(connection)
+        for table in sorted(look.get_table_names()):
+            if table == "alembic_version":
+                continue
+            indexes = look.get_indexes(table)
+            if connection.dialect.name == "sqlite":  # where a partial index's condition is
+                sql = dict(
+                    connection.execute(
+                        text("SELECT name, sql FROM sqlite_master WHERE type = 'index'")
+                    ).all()
+                )
+                where = {
+                    i["name"]: (sql.get(i["name"]) or "").partition(" WHERE ")[2] for i in indexes
+                }
+            else:
+                where = {
+                    i["name"]: str(i.get("dialect_options", {}).get("postgresql_where", ""))
+                    for i in indexes
+                }
+            found[table] = (
+                [(c["name"], str(c["type"]), c["nullable"]) for c in look.get_columns(table)],
+                sorted(
+                    (i["name"], tuple(i["column_names"]), i["unique"], where[i["name"]])
+                    for i in indexes
+                ),
+                sorted(tuple(u["column_names"]) for u in look.get_unique_constraints(table)),
+                sorted(
+                    (tuple(f["constrained_columns"]), f["referred_table"])
+                    for f in look.get_foreign_keys(table)
+                ),
+            )
+    return found
+
+
+def test_0006_upgrades_to_head_and_back_with_its_data(empty_database_url: str) -> None:
+    """The migrations of round 3 (0007-0010) from a 0006 database with contacts, messages,
+    profiles and outbox rows: up to head, down to 0006 (the very schema 0006 made, the rows
+    kept), and up again."""
+    from alembic import command
+
+    from textback.storage.engine import alembic_config
+
+    engine = make_engine(empty_database_url)
+    upgrade(engine, "0002")
+    with engine.begin() as connection:
+        old_rows(connection)
+    upgrade(engine, "0006")
+    with engine.begin() as connection:
+        connection.execute(
+            typed(
+                "INSERT INTO profiles (id, number, name, language, timezone, fields, "
+                "created_at, updated_at) VALUES (1, :alice, 'Ann', 'en', '', '{}', :t0, :t0)"
+            ),
+            {"alice": ALICE, "t0": T0},
+        )
+        connection.execute(text("INSERT INTO groups (id, name) VALUES (1, 'patients')"))
+        connection.execute(text("INSERT INTO profile_groups (profile_id, group_id) VALUES (1, 1)"))
+    at_0006 = schema_of(engine)
+    with engine.connect() as connection:
+        rows_0006 = {
+            table: connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+            for table in ("contacts", "messages", "flow_runs", "profiles", "profile_groups")
+        }
+
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    command.downgrade(alembic_config(engine), "0006")
+    assert schema_of(engine) == at_0006
+    with engine.connect() as connection:
+        assert {
+            table: connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+            for table in rows_0006
+        } == rows_0006
+    upgrade(engine)
+    assert current_revision(engine) == head_revision(engine)
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    engine.dispose()

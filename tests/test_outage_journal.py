@@ -19,6 +19,8 @@ from sqlalchemy import event
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from textback import Bot
+from textback import Inbound
 from textback.channel.forms import inbound_form
 from textback.channel.twiml import parse_twiml
 from textback.config import Settings
@@ -108,8 +110,8 @@ class Outage:
 
 @pytest.fixture
 def outage(make_app: Callable[..., Flask]) -> Callable[..., Outage]:
-    def build(**config: object) -> Outage:
-        return Outage(make_app(**config))
+    def build(bot: Bot | None = None, **config: object) -> Outage:
+        return Outage(make_app(bot, **config))
 
     return build
 
@@ -297,6 +299,7 @@ def test_an_entry_that_cannot_be_stored_is_kept_aside(outage: Callable[..., Outa
     assert journal.waiting() == 0 and journal.rejected() == 1
     ready = down.app.test_client().get("/readyz").get_data(as_text=True)
     assert "journal: 0 entries waiting to be replayed, 1 rejected (kept in " in ready
+    assert str(journal.folder) not in ready  # /readyz answers anyone: no paths
     scrape = down.app.test_client().get("/metrics").get_data(as_text=True)
     assert 'textback_journal{state="rejected"} 1.0' in scrape
     assert 'textback_journal{state="waiting"} 0.0' in scrape
@@ -441,3 +444,32 @@ def test_a_worker_that_journaled_nothing_waits_behind_another_workers_journal(
     assert not first.journaling.pending and not second.journaling.pending
     answered = second.phone.send("START", from_=BOB)
     assert texts(answered) == [] and not second.opted_out(BOB)  # answered as usual again
+
+
+class QueuedSlow:
+    """Stands in for the service's slow handlers' queue: what was queued."""
+
+    def __init__(self) -> None:
+        self.queued: list[str] = []
+
+    def enqueue(self, message_sid: str) -> None:
+        self.queued.append(message_sid)
+
+
+def test_a_slow_handlers_job_is_queued_by_the_replay(outage: Callable[..., Outage]) -> None:
+    """The replay queues the job it stores with the message, as the webhook does; not left
+    for the sweep, which takes it only once it has waited TEXTBACK_OUTBOX_STALE_AFTER."""
+    bot = Bot()
+
+    @bot.on("report", slow=True, ack="Working on it...")
+    def report(msg: Inbound) -> str:
+        return "Your report"
+
+    down = outage(bot)
+    queued = QueuedSlow()
+    down.app.extensions["textback"].__dict__["slow"] = queued  # the cached property's place
+    down.switch.down()
+    asked = down.phone.send("report", from_=ALICE)
+    down.recover()
+    assert queued.queued == [asked.sid]
+    assert [row.body for row in down.owed()] == ["Working on it..."]

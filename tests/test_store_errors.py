@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -117,3 +118,22 @@ def test_a_dropped_postgresql_connection_is_invalidated_and_the_next_message_ans
         assert stored_count(service.store.engine) == 2
     finally:
         other.dispose()
+
+
+def test_a_failed_statement_logs_no_body_and_no_number(
+    refusing_replies: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database error is logged with its traceback, whose text SQLAlchemy makes with the
+    statement's values: those are bodies and whole numbers, so the engine hides them."""
+    secret, number = "my PIN is 4242", "+15550001234"
+    phone = Phone(refusing_replies, TEST_TOKEN)
+    with caplog.at_level("INFO"):
+        assert phone.post("/twilio", inbound_form(secret, from_=number)).status_code == 500
+    logged = "\n".join(
+        record.getMessage()
+        + "\n"
+        + (logging.Formatter().formatException(record.exc_info) if record.exc_info else "")
+        for record in caplog.records
+    )
+    assert "IntegrityError" in logged  # the failure is logged, with its traceback
+    assert secret not in logged and number not in logged

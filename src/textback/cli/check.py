@@ -29,6 +29,7 @@ def check() -> None:
     from textback.storage.engine import current_revision
     from textback.storage.engine import head_revision
     from textback.storage.engine import make_engine
+    from textback.storage.health import describe
 
     settings = Settings.load()
     rules = load_rules(settings.rules_path) if settings.rules_path else default_rules()
@@ -66,7 +67,7 @@ def check() -> None:
     try:
         current, head = current_revision(engine), head_revision(engine)
     except Exception as exc:
-        click.echo(f"textback: error: cannot open the database: {exc}", err=True)
+        click.echo(f"textback: error: cannot open the database: {describe(exc)}", err=True)
         sys.exit(1)
     finally:
         engine.dispose()

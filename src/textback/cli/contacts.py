@@ -39,6 +39,8 @@ def import_contacts(path: Path) -> None:
     Columns: phone, name, language, timezone, groups (separated by ;); any other column is a
     field. A bad row is reported with its line number and the others are still imported.
     """
+    import csv
+
     from textback.channel.e164 import e164
     from textback.channel.timezones import guess_timezone
     from textback.config import Settings
@@ -55,6 +57,12 @@ def import_contacts(path: Path) -> None:
             )
         except TextbackError as exc:
             raise TextbackError(f"{path}: {exc}") from None
+        except UnicodeDecodeError:
+            raise TextbackError(
+                f"{path}: not UTF-8 text: save it as CSV UTF-8 (your spreadsheet's export)"
+            ) from None
+        except csv.Error as exc:  # a cell over the csv module's size limit, say
+            raise TextbackError(f"{path}: not a CSV file: {exc}") from None
     for line in lines(problems):
         click.echo(terminal_safe(f"{path}: {line}"), err=True)
     with configured_engine(create_schema=True) as engine:

@@ -99,10 +99,16 @@ def value_problem(name: str, value: str) -> str | None:
     if name == "name" and len(value) > MAX_NAME:
         return f"a name is at most {MAX_NAME} characters"
     if name == "language" and value and not _is_language(value):
-        return f"language {value!r}: give a code like en, es or pt-BR"
+        return f"language {_quoted(value)}: give a code like en, es or pt-BR"
     if name == "timezone" and value and not _is_timezone(value):
-        return f"time zone {value!r}: give one like America/Chicago"
+        return f"time zone {_quoted(value)}: give one like America/Chicago"
     return None
+
+
+def _quoted(value: str, limit: int = 40) -> str:
+    """``value`` as a message quotes it: cut, since a pasted page would make the message (one
+    line of an import, a flash riding in the admin's session cookie) as long."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
 
 
 def _is_language(value: str) -> bool:
@@ -122,7 +128,7 @@ def _is_timezone(value: str) -> bool:
 def group_problem(group: str) -> str | None:
     """Why ``group`` cannot be a group's name, or None."""
     if not _GROUP.fullmatch(group):
-        return f"group {group!r}: letters, digits, spaces, '.', '-' and '_' only"
+        return f"group {_quoted(group)}: letters, digits, spaces, '.', '-' and '_' only"
     return None
 
 
@@ -159,7 +165,7 @@ def edited(
             continue
         if not FIELD_NAME.fullmatch(key):
             raise TextbackError(
-                f"field {key!r}: a field name is lowercase letters, digits and _, "
+                f"field {_quoted(key)}: a field name is lowercase letters, digits and _, "
                 "starting with a letter"
             )
         if value:

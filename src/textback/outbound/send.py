@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import UTC
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -171,6 +172,10 @@ def parse_send_time(text: str, timezone: str, now: datetime) -> datetime:
         ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=ZoneInfo(timezone))
+    try:
+        when.astimezone(UTC)  # as it is stored: the year 9999 west of UTC is past datetime.max
+    except OverflowError:
+        raise ConfigError(f"--at {text!r} is out of range: give one before the year 9999") from None
     if when < now:
         raise ConfigError(f"--at {text!r} is in the past ({now:%Y-%m-%d %H:%M UTC} now)")
     return when

@@ -46,6 +46,7 @@ from textback.rulesfile.specs import problem
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+MAX_DURATION = timedelta(days=3650)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -56,7 +57,13 @@ def parse_duration(text: str) -> timedelta:
             f"bad duration {text!r}: write a whole number above 0 and a unit, "
             "like 90s, 30m, 24h or 7d"
         )
-    return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
+    try:
+        duration = timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
+    except OverflowError:
+        duration = MAX_DURATION + MAX_DURATION
+    if duration > MAX_DURATION:  # a run's expiry, a reminder's time must stay a date
+        raise ValueError(f"bad duration {text!r}: at most {MAX_DURATION.days}d (ten years)")
+    return duration
 
 
 class _Strict(BaseModel):

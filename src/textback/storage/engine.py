@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 
 from textback.errors import ConfigError
 from textback.errors import SchemaError
+from textback.storage.health import describe
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -69,7 +70,9 @@ def make_engine(url: str) -> Engine:
         raise ConfigError(f"DATABASE_URL is not a database URL: {exc}") from None
     if parsed.drivername == "postgresql" or parsed.drivername == "postgres":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    options: dict[str, Any] = {}
+    # A failed statement's error (logged with its traceback) must not carry its values: they
+    # are message bodies and whole phone numbers.
+    options: dict[str, Any] = {"hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             _create_private(Path(parsed.database))
@@ -243,7 +246,9 @@ def ensure_schema(engine: Engine, *, create_if_empty: bool = True) -> None:
     try:
         stored = _stored_revisions(engine)
     except Exception as exc:
-        raise SchemaError(f"cannot open the database {_safe_url(engine)}: {exc}") from None
+        # One line (the driver's first), not SQLAlchemy's paragraph with its background link.
+        reason = describe(exc)
+        raise SchemaError(f"cannot open the database {_safe_url(engine)}: {reason}") from None
     if len(stored) == 1 and stored[0] == listed_head():
         return
     from alembic import command
@@ -252,7 +257,9 @@ def ensure_schema(engine: Engine, *, create_if_empty: bool = True) -> None:
     try:
         current = current_revision(engine)
     except Exception as exc:
-        raise SchemaError(f"cannot open the database {_safe_url(engine)}: {exc}") from None
+        # One line (the driver's first), not SQLAlchemy's paragraph with its background link.
+        reason = describe(exc)
+        raise SchemaError(f"cannot open the database {_safe_url(engine)}: {reason}") from None
     if current == head:
         return
     if current is None and create_if_empty:

@@ -233,6 +233,11 @@ def edit_profile(contact_id: int) -> ResponseReturnValue:
     ``field_name`` and ``field_value``; an empty value removes the field)."""
     contact = _contact_or_404(contact_id)
     form = request.form
+    typed = list(zip(form.getlist("field_name"), form.getlist("field_value"), strict=False))
+    # A field the form did not show (a flow saved it since the page was loaded) is kept.
+    on_form = {name.strip() for name, _ in typed}
+    current = profile_for(textback().store.engine, contact.number).fields
+    kept = [(name, value) for name, value in current.items() if name not in on_form]
     try:
         person = edited(
             contact.number,
@@ -240,7 +245,7 @@ def edit_profile(contact_id: int) -> ResponseReturnValue:
             language=form.get("language", ""),
             timezone=form.get("timezone", ""),
             groups=form.get("groups", ""),
-            fields=zip(form.getlist("field_name"), form.getlist("field_value"), strict=False),
+            fields=[*kept, *typed],
         )
     except TextbackError as exc:
         flash(f"Not saved: {exc}", "error")

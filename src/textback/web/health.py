@@ -84,6 +84,7 @@ def journal_line() -> str:
     line = f"journal: {waiting} entries waiting to be replayed"
     if rejected:
         line += (
-            f", {rejected} rejected (kept in {journaling.journal.folder}/journal-rejected.jsonl)"
+            # /readyz answers anyone: the folder is not named (TEXTBACK_INSTANCE says it)
+            f", {rejected} rejected (kept in journal-rejected.jsonl in the instance folder)"
         )
     return line

@@ -185,9 +185,11 @@ class JournalReplay:
         outbox = self.outbox()
         owed: list[int] = []
         failures: list[Exception] = []
+        deferred: list[str] = []  # a slow handler owed to the message, its job stored with it
 
         def decide_and_keep(connection: Connection, state: ContactState) -> Decided:
             decision = self.decision(msg, state, failures)
+            deferred[:] = [decision.deferred] if decision.deferred else []
             command, _ = carrier_command(msg, self.service.rules, opted_out=state.opted_out)
             if entry.answered and command is not None:
                 # The webhook's own answer carried the reply (or Twilio answered): kept as is.
@@ -220,6 +222,11 @@ class JournalReplay:
                 type(cause).__name__,
                 exc_info=cause,
             )
+        if new and deferred:
+            try:  # as the webhook does after its commit (service.Textback._queue_slow)
+                self.service.slow.enqueue(msg.sid)
+            except Exception as exc:  # the job is committed: the slow sweep queues it
+                log.warning("slow handler for %s not queued (%s); the sweep will", msg.sid, exc)
         for row in owed:
             result.owed += 1
             try:
