@@ -50,7 +50,10 @@ def test_a_broadcast_reaches_each_contact_once_with_workers_killed(
         database_url,
         f"sqlite:///{tmp_path / 'queue.db'}",
         tmp_path,
-        TEXTBACK_SEND_RATE="250",
+        # The rate is shared by all workers: 475 sends take about 12 s, so the second kill and
+        # the wait for its rows to go stale (STALE_AFTER) still fall well before the end, on a
+        # quiet machine too (at 250 a second the steady worker finished first in CI).
+        TEXTBACK_SEND_RATE="40",
         TEXTBACK_OUTBOX_STALE_AFTER=str(STALE_AFTER),
     )
     engine = make_engine(database_url)

@@ -66,6 +66,11 @@ def test_textback_worker_polls_at_least_once_a_second(
     settings: dict[str, str], monkeypatch: pytest.MonkeyPatch, root_logging: None
 ) -> None:
     made: list[dict[str, Any]] = []
+    # `textback worker` points PROMETHEUS_MULTIPROC_DIR at its metrics folder, as its own process
+    # should; here it runs inside pytest's, so the variable is put back afterwards (else later
+    # tests' in-process metrics would be read from that folder).
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
 
     class Stopped:
         def run(self) -> None:
