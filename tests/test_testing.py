@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from textback import Bot
+from textback.core.message import Inbound
+from textback.storage import outbox as outbox_states
 from textback.testing import TEST_TOKEN
 from textback.testing import Phone
 
@@ -192,6 +195,93 @@ def test_users_bot_fixture_is_used(project: Path) -> None:
     (project / "tests" / "conftest.py").write_text(textwrap.dedent(USER_BOT))
     (project / "tests" / "test_bot.py").write_text(
         "def test_ping(phone):\n    assert phone.send('ping').text == 'pong'\n"
+    )
+    result = run_pytest(project)
+    assert "1 failed, 3 passed" in result.stdout, result.stdout + result.stderr
+    assert failures(result) == ["test_hello_is_not_a_rule_here"]
+
+
+# --- slow handlers ---------------------------------------------------------------------------
+
+SLOW_ACK = "Working on it…"
+
+
+def slow_bot(calls: list[str]) -> Bot:
+    bot = Bot()
+
+    @bot.on("report", slow=True, ack=SLOW_ACK)
+    def report(msg: Inbound) -> str:
+        calls.append(msg.body)
+        return "Your report is ready."
+
+    return bot
+
+
+def test_a_slow_handlers_reply_is_a_followup(make_app: Callable[..., Flask]) -> None:
+    calls: list[str] = []
+    phone = Phone(make_app(bot=slow_bot(calls)), TEST_TOKEN)  # no Twilio credentials
+    reply = phone.send("report")
+    assert reply.text == SLOW_ACK
+    [followup] = reply.followups
+    assert (followup.text, followup.media, calls) == ("Your report is ready.", (), ["report"])
+    [_, ack, sent] = phone.messages()
+    assert (ack.body, sent.body, sent.sid) == (SLOW_ACK, "Your report is ready.", followup.sid)
+    assert phone.send("Hello").followups == ()  # an inline answer has none
+    assert calls == ["report"]
+
+
+def test_the_phone_sends_no_other_outbox_message(make_app: Callable[..., Flask]) -> None:
+    phone = Phone(make_app(bot=slow_bot([])), TEST_TOKEN)
+    # A row queued on the phone's own queue, as a flow's reminder or a broadcast is queued.
+    entry_id, _ = phone.worker.outbox.put(
+        sender=phone.to, to=phone.number, body="Don't forget!", source="flow reminder"
+    )
+    reply = phone.send("report")
+    assert [f.text for f in reply.followups] == ["Your report is ready."]
+    entry = phone.worker.outbox.rows.get(entry_id)
+    assert entry is not None and entry.state == outbox_states.QUEUED
+
+
+def test_a_slow_reply_to_an_opted_out_phone_is_not_sent(make_app: Callable[..., Flask]) -> None:
+    bot = slow_bot([])
+    phone = Phone(make_app(bot=bot), TEST_TOKEN)
+
+    @bot.on("leave", slow=True, ack="Bye")
+    def leave(msg: Inbound) -> str:
+        phone.stop()  # the person opts out while the handler runs
+        return "You will not get this."
+
+    reply = phone.send("leave")
+    assert (reply.text, reply.followups) == ("Bye", ())
+    assert [m.body for m in phone.messages()] == ["leave", "Bye", "STOP"]  # nothing sent
+
+
+USER_SLOW_BOT = """
+import pytest
+from textback import Bot
+
+
+@pytest.fixture
+def textback_bot():
+    bot = Bot()
+
+    @bot.on("report", slow=True, ack="Working on it…")
+    def report(msg):
+        return "Your report is ready."
+
+    return bot
+"""
+
+
+def test_users_slow_handler_test_sees_its_reply(project: Path) -> None:
+    (project / "tests" / "conftest.py").write_text(textwrap.dedent(USER_SLOW_BOT))
+    (project / "tests" / "test_slow.py").write_text(
+        textwrap.dedent("""
+        def test_report(phone):
+            reply = phone.send("report")
+            assert reply.text == "Working on it…"
+            assert [f.text for f in reply.followups] == ["Your report is ready."]
+        """)
     )
     result = run_pytest(project)
     assert "1 failed, 3 passed" in result.stdout, result.stdout + result.stderr

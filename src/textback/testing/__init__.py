@@ -14,7 +14,8 @@ is), so ``pytest`` finds it from any folder of your project.
 
 Besides ``send``, the phone has helpers for pictures (``mms``), the carrier words (``stop``,
 ``start``), delivery reports (``status``, ``report``), Twilio's retries (``replay``) and for
-looking at what was stored (``messages``, ``is_opted_out``).
+looking at what was stored (``messages``, ``is_opted_out``). A slow handler's reply is run
+and delivered before ``send`` returns: its TwiML holds the ack, ``reply.followups`` the reply.
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from textback.core.bot import Bot
+    from textback.testing.fake_phone import Followup
     from textback.testing.fake_phone import Phone
     from textback.testing.fake_phone import PhoneReply
 
-__all__ = ["TEST_TOKEN", "Phone", "PhoneReply"]
+__all__ = ["TEST_TOKEN", "Followup", "Phone", "PhoneReply"]
 
 TEST_TOKEN = "textback-test-token"
 RULES_FILE = "textback.toml"
@@ -42,7 +44,7 @@ RULES_FILE = "textback.toml"
 
 def __getattr__(name: str) -> Any:
     # Phone needs Flask and SQLAlchemy: loaded when a test uses it, not when pytest starts.
-    if name in ("Phone", "PhoneReply"):
+    if name in ("Followup", "Phone", "PhoneReply"):
         from textback.testing import fake_phone
 
         return getattr(fake_phone, name)

@@ -1,4 +1,10 @@
-"""The fake phone the ``phone`` fixture gives: signed webhooks through the real route."""
+"""The fake phone the ``phone`` fixture gives: signed webhooks through the real route.
+
+Slow handlers' replies are delivered as a worker would, synchronously and offline: after each
+message the phone runs the jobs it queued through the real SlowHandlers code on a queue in
+memory, and "sends" their replies from the outbox to itself (no Twilio API call). Nothing else
+the outbox holds (a flow's reminder, a broadcast) is sent by the phone.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
+from huey import MemoryHuey
 from sqlalchemy import and_
 from sqlalchemy import select
 
@@ -17,17 +24,37 @@ from textback.channel.forms import new_sid
 from textback.channel.forms import signed_request
 from textback.channel.forms import status_form
 from textback.channel.twiml import parse_twiml
+from textback.outbound.outbox import Outbox
+from textback.outbound.outbox import Outcome
+from textback.outbound.outbox import is_messaging_service
+from textback.outbound.slow import SlowHandlers
+from textback.storage import outbox as outbox_states
+from textback.storage.slow_jobs import outbox_key
 from textback.storage.tables import contacts
 
 
 @dataclass(frozen=True)
+class Followup:
+    """A message the phone got after the webhook's answer: a slow handler's reply."""
+
+    text: str
+    media: tuple[str, ...]
+    sid: str
+
+
+@dataclass(frozen=True)
 class PhoneReply:
-    """What the server answered: HTTP status, the TwiML, and the messages in it."""
+    """What the server answered: HTTP status, the TwiML, and the messages in it.
+
+    ``followups`` are the replies of the slow handlers the message started (its TwiML holds
+    only their ack), sent to the phone as a worker would send them.
+    """
 
     status: int
     twiml: str
     messages: tuple[tuple[str, tuple[str, ...]], ...]
     sid: str
+    followups: tuple[Followup, ...] = ()
 
     @property
     def text(self) -> str:
@@ -64,6 +91,7 @@ class Phone:
         self.to = to
         self.last_form: list[tuple[str, str]] = []
         self.sent: dict[str, list[tuple[str, str]]] = {}
+        self.worker = OfflineWorker(app)
 
     def post(self, path: str, pairs: Sequence[tuple[str, str]], *, token: str | None = None) -> Any:
         """POST a signed form to ``path`` (signed with ``token``, the app's token by default)."""
@@ -190,4 +218,54 @@ class Phone:
         response = self.post("/twilio", form)
         text = response.get_data(as_text=True)
         ok = response.status_code == 200
-        return PhoneReply(response.status_code, text, parse_twiml(text) if ok else (), sid)
+        followups = self.worker.drain()
+        return PhoneReply(
+            response.status_code, text, parse_twiml(text) if ok else (), sid, followups
+        )
+
+
+class OfflineOutbox(Outbox):
+    """The outbox of the phone's worker: a send is recorded as sent (in the outbox and the
+    message log, with a made-up SID) and kept for the phone instead of calling Twilio. The
+    opt-out is checked as the real outbox checks it. Only slow handlers' replies are sent:
+    any other row (a flow's reminder, a broadcast) stays in the outbox, as it was."""
+
+    def __init__(self, app: Flask, queue: MemoryHuey) -> None:
+        service = app.extensions["textback"]
+        super().__init__(service.settings, service.store, queue)
+        self.delivered: list[Followup] = []
+
+    def deliver(self, entry_id: int) -> Outcome | None:
+        row = self.rows.get(entry_id)
+        if row is None or not (row.key or "").startswith(outbox_key("")):
+            return None
+        entry = self.rows.claim(entry_id, self.settings.outbox_stale_after)
+        if entry is None:
+            return None
+        sender = None if is_messaging_service(entry.sender) else entry.sender
+        if self.store.opt_out_of(sender, entry.to_number) is not None:
+            self.rows.finish(entry.id, outbox_states.CANCELLED, "opted out")
+            return Outcome(outbox_states.CANCELLED)
+        sid = new_sid()
+        self.rows.sent(entry, sid, "sent", self.settings.account_sid or "")
+        self.delivered.append(Followup(entry.body, tuple(entry.media), sid))
+        return Outcome(outbox_states.SENT, sid=sid, status="sent")
+
+
+class OfflineWorker:
+    """The app's slow handlers on a queue in memory, run when the phone asks (``drain``)."""
+
+    def __init__(self, app: Flask) -> None:
+        service = app.extensions["textback"]
+        self.queue = MemoryHuey(name="textback-phone", results=False)
+        self.outbox = OfflineOutbox(app, self.queue)
+        # The service's cached ``slow``, set before the first message uses it.
+        service.__dict__["slow"] = SlowHandlers(self.outbox, lambda: (service.bot, service.rules))
+
+    def drain(self) -> tuple[Followup, ...]:
+        """Run the queued slow jobs and the sends they queued; returns what was sent."""
+        while (task := self.queue.dequeue()) is not None:
+            self.queue.execute(task)
+        sent = tuple(self.outbox.delivered)
+        self.outbox.delivered.clear()
+        return sent
