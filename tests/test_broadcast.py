@@ -375,7 +375,10 @@ def test_broadcast_then_broadcasts_lists_the_counts(
     assert "3 of 4 contact(s) in patients, staff, 3 segment(s) in all; skipped: 1 opted out" in (
         result.output
     )
-    assert "broadcast 1: 3 message(s) queued; skipped: 1 opted out (sent by" in result.output
+    assert (
+        "broadcast 1: 3 message(s) queued; skipped: 1 opted out"
+        " (sent by the worker: `textback worker`, or `textback run`'s own)"
+    ) in result.output
     again = runner.invoke(main, [*command, "--yes"], env=env)
     assert again.exit_code == 0, again.output
     assert "broadcast 1 was made before" in again.output

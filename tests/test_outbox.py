@@ -467,7 +467,9 @@ def test_send_at_then_list_and_cancel(
         env=env,
     )
     assert result.exit_code == 0, result.output
-    assert "scheduled for 2099-12-24T09:00:00+01:00" in result.output
+    assert "scheduled for 2099-12-24T09:00:00+01:00 (sent by the worker: `textback worker`, or" in (
+        result.output
+    )
     entry_id = int(result.output.split()[1])
     listed = runner.invoke(main, ["outbox"], env=env)
     assert listed.output.splitlines()[0] == "1 scheduled"

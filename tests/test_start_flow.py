@@ -281,10 +281,12 @@ def test_start_flow_command_for_a_group(
     assert len(etas) == 6 and etas.count("None") == 2  # the questions now, four timers later
     queue.storage.close()
     again = CliRunner().invoke(main, ["start-flow", "survey", "--to", ANN, "--from", OURS], env=env)
-    assert again.output.splitlines() == [
+    # Nobody started: a failure a script sees, with the reason per contact and one summary.
+    assert again.exit_code == 1
+    assert again.stdout.splitlines() == [
         f"skipped  {ANN}: already in flow 'survey' (--replace ends it)",
-        "survey: started for 0 contact(s), skipped 1",
     ]
+    assert again.stderr.splitlines() == ["survey: started for nobody, skipped 1"]
 
 
 @pytest.mark.parametrize(

@@ -21,10 +21,12 @@ from textback import Reply
 from textback.cli import main
 from textback.core.message import Inbound
 from textback.core.optout import Carrier
+from textback.core.profile import ContactProfile
 from textback.core.replay import Exchange
 from textback.core.replay import replay
 from textback.core.responder import TAKEN_OVER
 from textback.core.responder import decide
+from textback.storage.profiles import save_profiles
 from textback.storage.runs import flow_runs
 from textback.storage.store import Store
 from textback.storage.tables import contacts
@@ -300,6 +302,21 @@ def test_taken_over_list_waiting_longest_first(app: Flask, clock: Clock) -> None
     listed = takeovers.listed()
     assert [row.number for row in listed] == [BOB, ALICE, carol]  # carol: nothing waits
     assert [row.waiting_since is not None for row in listed] == [True, True, False]
+
+
+def test_the_taken_over_table_shows_the_contacts_name(app: Flask, admin: FlaskClient) -> None:
+    phone = Phone(app, TEST_TOKEN)
+    phone.send("hi", from_=ALICE)
+    phone.send("hi", from_=BOB)
+    save_profiles(store_of(app).engine, [ContactProfile(ALICE, name="Alice Liddell")])
+    takeovers = Takeovers(store_of(app))
+    takeovers.take_over(contact_of(app, ALICE), by="admin")
+    takeovers.take_over(contact_of(app, BOB), by="admin")
+    assert [row.name for row in takeovers.listed()] == ["Alice Liddell", ""]
+    listing = page(admin, "/admin")
+    taken = listing[listing.index("Taken over by a person") : listing.index("</section>")]
+    assert f'{ALICE}</a> <span class="name">Alice Liddell</span>' in taken
+    assert f"{BOB}</a></td>" in taken  # no name, no empty span
 
 
 def test_a_take_over_holds_for_one_of_our_numbers_only(app: Flask) -> None:

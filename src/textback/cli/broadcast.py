@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from textback.cli.group import main
+from textback.cli.resources import SENT_BY_THE_WORKER
 from textback.cli.resources import configured_engine
 from textback.core.text import terminal_safe
 
@@ -122,7 +123,7 @@ def broadcast(
             click.echo(
                 f"broadcast {created.broadcast_id}: {created.sending} message(s) queued{later}"
                 + (f"; skipped: {left_out}" if left_out else "")
-                + " (sent by `textback worker`)"
+                + f" {SENT_BY_THE_WORKER}"
             )
         else:
             click.echo(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from textback.cli.group import main
@@ -21,7 +23,7 @@ def start_flow(
     replies go to the flow as if they had texted its trigger.
 
     Contacts who opted out, or are in another conversation (unless --replace), are skipped
-    with the reason.
+    with the reason; when every one is, it exits with status 1.
     """
     from textback.channel.e164 import e164
     from textback.channel.rest import rest_client
@@ -54,4 +56,8 @@ def start_flow(
         else:
             click.echo(terminal_safe(f"skipped  {result.number}: {result.skipped}"))
     started = sum(1 for result in results if result.skipped is None)
-    click.echo(f"{flow}: started for {started} contact(s), skipped {len(results) - started}")
+    skipped = len(results) - started
+    if not started:  # nobody: a failure a script should see, the reasons printed above
+        click.echo(f"{flow}: started for nobody, skipped {skipped}", err=True)
+        sys.exit(1)
+    click.echo(f"{flow}: started for {started} contact(s), skipped {skipped}")

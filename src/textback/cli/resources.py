@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING
 
 from textback.logs import setup_logging
 
-__all__ = ["build_app", "configured_engine", "setup_logging"]
+__all__ = ["SENT_BY_THE_WORKER", "build_app", "configured_engine", "setup_logging"]
+
+# What a command that queues says of who sends: a worker process, or the one `textback run` embeds.
+SENT_BY_THE_WORKER = "(sent by the worker: `textback worker`, or `textback run`'s own)"
 
 if TYPE_CHECKING:
     from flask import Flask

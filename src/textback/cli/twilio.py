@@ -7,6 +7,7 @@ import os
 import click
 
 from textback.cli.group import main
+from textback.cli.resources import SENT_BY_THE_WORKER
 from textback.cli.resources import configured_engine
 
 
@@ -56,7 +57,7 @@ def send(to: str, body: str, from_: str | None, media: tuple[str, ...], at: str 
         entry_id = schedule_message(
             settings, store, to=to, body=body, from_=from_, media=media, at=when
         )
-    click.echo(f"outbox {entry_id} scheduled for {when.isoformat()} (sent by `textback worker`)")
+    click.echo(f"outbox {entry_id} scheduled for {when.isoformat()} {SENT_BY_THE_WORKER}")
 
 
 @main.command("configure-number")

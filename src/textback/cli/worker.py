@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from textback.cli.group import main
+from textback.cli.resources import SENT_BY_THE_WORKER
 from textback.cli.resources import configured_engine
 from textback.cli.resources import setup_logging
 from textback.core.text import terminal_safe
@@ -133,4 +134,4 @@ def resend(entry_id: int) -> None:
                 f"outbox {entry_id} is {row.state}: only review and failed messages are resent"
             )
         box.enqueue(entry_id)
-    click.echo(f"outbox {entry_id} queued again (sent by `textback worker`)")
+    click.echo(f"outbox {entry_id} queued again {SENT_BY_THE_WORKER}")

@@ -29,6 +29,7 @@ from sqlalchemy import update
 
 from textback.core.responder import TAKEN_OVER
 from textback.storage.models import INBOUND
+from textback.storage.profiles import profiles
 from textback.storage.runs import end_open_runs
 from textback.storage.store import Store
 from textback.storage.tables import contacts
@@ -48,6 +49,7 @@ class TakenOver:
     at: datetime
     by: str
     waiting_since: datetime | None
+    name: str = ""  # from the contact's profile, "" for none
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,8 @@ class Takeovers:
         """
         waits = and_(contacts.c.waiting_since.is_not(None), contacts.c.opted_out.is_(False))
         query = (
-            select(contacts)
+            select(contacts, profiles.c.name)
+            .outerjoin(profiles, profiles.c.number == contacts.c.number)
             .where(contacts.c.taken_over_at.is_not(None))
             .order_by(
                 waits.desc(),
@@ -148,6 +151,7 @@ class Takeovers:
                 at=row.taken_over_at,
                 by=row.taken_over_by or "",
                 waiting_since=None if row.opted_out else row.waiting_since,
+                name=row.name or "",
             )
             for row in rows
         ]

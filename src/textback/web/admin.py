@@ -28,6 +28,7 @@ from textback.errors import TextbackError
 from textback.queries import contact_history
 from textback.queries import inbox
 from textback.queries.overview import overview as overview_of
+from textback.queries.slow_jobs import slow_job_counts
 from textback.storage import outbox as states
 from textback.storage.outbox import OutboxRows
 from textback.storage.profiles import profile_for
@@ -265,6 +266,7 @@ def overview() -> str:
         stats=stats,
         day_chart=hourly_chart(stats.last_day, title="Messages per hour, last 24 hours (UTC)"),
         week_chart=hourly_chart(stats.last_week, title="Messages per hour, last 7 days (UTC)"),
+        slow_jobs=slow_job_counts(textback().store.engine),
     )
 
 
