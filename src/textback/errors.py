@@ -46,6 +46,20 @@ class HandlerError(TextbackError):
         super().__init__(f"{source} failed: {problem}")
 
 
+def failed_in(exc: BaseException) -> str:
+    """What failed while answering, as the message log names it: ``handler order``, or
+    ``textback`` for our own error."""
+    return exc.source if isinstance(exc, HandlerError) else "textback"
+
+
+def cause_of(exc: BaseException) -> BaseException:
+    """The exception to show for a failed answer: a HandlerError's cause (the handler's own
+    exception, with its traceback), else the exception itself."""
+    if isinstance(exc, HandlerError) and exc.__cause__ is not None:
+        return exc.__cause__
+    return exc
+
+
 class InvalidMessage(TextbackError):
     """A message textback will not hand to Twilio: empty, or longer than Twilio accepts."""
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -20,18 +19,18 @@ from textback.channel.signature import SignatureChecker
 from textback.channel.twiml import render
 from textback.config import Settings
 from textback.core.body_length import body_length
-from textback.core.body_length import cut_to_fit
 from textback.core.body_length import too_long
 from textback.core.bot import Bot
 from textback.core.message import Inbound
-from textback.core.message import Reply
 from textback.core.optout import Carrier
 from textback.core.responder import Decision
+from textback.core.responder import cut_to_limit
 from textback.core.responder import decide
 from textback.core.responder import failed
 from textback.core.ruleset import RuleSet
 from textback.core.text import mask_number
-from textback.errors import HandlerError
+from textback.errors import cause_of
+from textback.errors import failed_in
 from textback.storage.inbound import ContactState
 from textback.storage.inbound import Decided
 from textback.storage.store import Store
@@ -134,12 +133,12 @@ class Textback:
             for exc in failures:
                 # The handler's own exception, with its traceback; its message is the handler
                 # author's text (it may quote the message), so it is in the traceback only.
-                cause = exc.__cause__ if isinstance(exc, HandlerError) else exc
+                cause = cause_of(exc)
                 log.error(
                     "answering %s from %s failed in %s (%s); the message is stored, %s",
                     msg.sid,
                     mask_number(msg.from_),
-                    exc.source if isinstance(exc, HandlerError) else "textback",
+                    failed_in(exc),
                     type(cause).__name__,
                     "the error reply sent"
                     if self.rules.error_reply or self.bot.error_reply
@@ -188,15 +187,14 @@ class Textback:
     @staticmethod
     def _fitted(msg: Inbound, decision: Decision) -> Decision:
         """The decision with its reply cut to Twilio's limit: Twilio would refuse it whole."""
-        reply = decision.reply
-        fitted = cut_to_fit(reply.text)
-        if fitted == reply.text:
+        cut = cut_to_limit(decision)
+        if cut is None:
             return decision
         log.warning(
             "the reply to %s (%s) is %s; cut to %s characters",
             msg.sid,
             decision.source,
-            too_long(reply.text),
-            f"{body_length(fitted):,}",
+            too_long(decision.reply.text),
+            f"{body_length(cut.reply.text):,}",
         )
-        return replace(decision, reply=Reply(fitted, reply.media, state=reply.state))
+        return cut

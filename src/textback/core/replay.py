@@ -28,7 +28,7 @@ from textback.core.responder import TWILIO_ANSWERS
 from textback.core.responder import Decision
 from textback.core.responder import decide
 from textback.core.ruleset import RuleSet
-from textback.errors import HandlerError
+from textback.errors import cause_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +141,7 @@ def replay(
             except Exception as exc:  # user code: report it, go on with the next message
                 if report(old):
                     # A HandlerError names the handler; what it raised is its cause.
-                    cause = (
-                        exc.__cause__ if isinstance(exc, HandlerError) and exc.__cause__ else exc
-                    )
+                    cause = cause_of(exc)
                     error = f"{type(cause).__name__}: {cause}"
                     yield old, Difference(old, Change.ERROR, "", (), error)
                 continue

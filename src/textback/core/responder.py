@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from textback.core import flows
+from textback.core.body_length import cut_to_fit
 from textback.core.bot import Bot
 from textback.core.bot import Outcome
 from textback.core.bot import Route
@@ -31,7 +32,7 @@ from textback.core.optout import Carrier
 from textback.core.optout import Command
 from textback.core.profile import ContactProfile
 from textback.core.ruleset import RuleSet
-from textback.errors import HandlerError
+from textback.errors import failed_in
 
 _TWILIO_OPT_OUT_TYPES = {"STOP": Command.STOP, "START": Command.START, "HELP": Command.HELP}
 TWILIO_ANSWERS = Carrier()  # the default: Twilio's own opt-out handling answers
@@ -72,6 +73,16 @@ class Decision:
     timers: tuple[Timer, ...] | None = None
 
 
+def cut_to_limit(decision: Decision) -> Decision | None:
+    """The decision with its reply cut to Twilio's limit (Twilio would refuse it whole), or
+    None when it fits; the caller logs the cut."""
+    reply = decision.reply
+    fitted = cut_to_fit(reply.text)
+    if fitted == reply.text:
+        return None
+    return replace(decision, reply=Reply(fitted, reply.media, state=reply.state))
+
+
 def failed(
     error: Exception, *, conversation: Conversation | None, bot: Bot, rules: RuleSet
 ) -> Decision:
@@ -82,7 +93,7 @@ def failed(
     stay as they were, so they can try again. The source names what failed
     (``error: handler order``).
     """
-    what = error.source if isinstance(error, HandlerError) else "textback"
+    what = failed_in(error)
     return Decision(Reply(rules.error_reply or bot.error_reply), f"error: {what}", conversation)
 
 

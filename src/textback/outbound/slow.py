@@ -25,18 +25,18 @@ from types import TracebackType
 
 from huey import crontab
 
-from textback.core.body_length import cut_to_fit
 from textback.core.body_length import too_long
 from textback.core.bot import Bot
 from textback.core.conversation import Conversation
-from textback.core.message import Reply
 from textback.core.profile import ContactProfile
 from textback.core.responder import Decision
+from textback.core.responder import cut_to_limit
 from textback.core.responder import failed
 from textback.core.responder import slow_decision
 from textback.core.ruleset import RuleSet
 from textback.core.text import mask_number
 from textback.errors import HandlerError
+from textback.errors import cause_of
 from textback.outbound.outbox import Outbox
 from textback.storage import slow_jobs as states
 from textback.storage.profiles import profile_of
@@ -147,7 +147,7 @@ class SlowHandlers:
 
     def _failed(self, claimed: Claimed, exc: Exception, bot: Bot, rules: RuleSet) -> str | None:
         job, msg = claimed.job, claimed.message
-        cause = exc.__cause__ if isinstance(exc, HandlerError) and exc.__cause__ else exc
+        cause = cause_of(exc)
         failure = failed(exc, conversation=None, bot=bot, rules=rules)
         # The handler's own text may quote the message: only its type is stored and logged on
         # the line, the rest is in the traceback.
@@ -181,21 +181,14 @@ class SlowHandlers:
 
 def _fitted(message_sid: str, decision: Decision) -> Decision:
     """The decision with its reply cut to Twilio's limit, as an inline reply is."""
-    reply = decision.reply
-    fitted = cut_to_fit(reply.text)
-    if fitted == reply.text:
+    cut = cut_to_limit(decision)
+    if cut is None:
         return decision
+    text = decision.reply.text
     log.warning(
-        "the slow reply to %s (%s) is %s; cut", message_sid, decision.source, too_long(reply.text)
+        "the slow reply to %s (%s) is %s; cut", message_sid, decision.source, too_long(text)
     )
-    return Decision(
-        Reply(fitted, reply.media),
-        decision.source,
-        decision.conversation,
-        ended=decision.ended,
-        ended_values=decision.ended_values,
-        expire_after=decision.expire_after,
-    )
+    return cut
 
 
 class Heartbeat:

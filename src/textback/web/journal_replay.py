@@ -38,7 +38,8 @@ from textback.core.responder import decide
 from textback.core.responder import failed
 from textback.core.text import mask_number
 from textback.core.text import normalize_command
-from textback.errors import HandlerError
+from textback.errors import cause_of
+from textback.errors import failed_in
 from textback.outbound.outbox import Outbox
 from textback.service import Textback
 from textback.storage.health import describe
@@ -213,12 +214,12 @@ class JournalReplay:
         with self.context():
             _, new = self.recorder.record(msg, decide_and_keep, entry.received_at)
         for exc in failures:
-            cause = exc.__cause__ if isinstance(exc, HandlerError) else exc
+            cause = cause_of(exc)
             log.error(
                 "answering %s from %s (journal) failed in %s (%s); the message is stored",
                 msg.sid,
                 mask_number(msg.from_),
-                exc.source if isinstance(exc, HandlerError) else "textback",
+                failed_in(exc),
                 type(cause).__name__,
                 exc_info=cause,
             )
