@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -90,68 +91,47 @@ class Textback:
         message: it is stored with the source ``error: <handler>``, the error is logged with its
         traceback, and the contact gets the error reply (none by default).
         """
-        callback = self.status_callback_url(public_base, msg.sid)
-        failures: list[Exception] = []
-        sources: list[str] = []  # the decision's source, for the replies metric
-        deferred: list[str] = []  # a slow handler owed to the message
+        result = self.answer_many([(msg, public_base)])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
-        def decide_and_render(_connection: Connection, state: ContactState) -> Decided:
-            try:
-                decision = self._fitted(
-                    msg,
-                    decide(
-                        msg,
-                        opted_out=state.opted_out,
-                        conversation=state.conversation,
-                        bot=self.bot,
-                        rules=self.rules,
-                        carrier=self.carrier,
-                        taken_over=state.taken_over,
-                        contact=state.profile,
-                    ),
-                )
-                twiml = render(decision.reply, callback if not decision.reply.is_empty else None)
-            except Exception as exc:  # the message is stored whatever a handler does
-                failures.append(exc)
-                decision = failed(
-                    exc, conversation=state.conversation, bot=self.bot, rules=self.rules
-                )
-                twiml = render(decision.reply, callback if not decision.reply.is_empty else None)
-            sources.append(decision.source)
-            deferred[:] = [decision.deferred] if decision.deferred else []
-            return Decided(decision, twiml)
-
+    def answer_many(self, batch: Sequence[tuple[Inbound, str | None]]) -> list[str | Exception]:
+        """Answer several messages (each with its ``public_base``) as ``answer`` does, stored
+        in one transaction (a group commit); for each, its TwiML, or the exception that kept it
+        from being stored (the database's: a handler's own failure is answered, see above)."""
+        answering = [
+            _Answering(self, msg, self.status_callback_url(base, msg.sid)) for msg, base in batch
+        ]
         started = time.perf_counter()
         try:
             # The profile costs a statement: loaded only when a template or handler names it.
             with_profile = self.rules.wants_contact or self.bot.wants_contact
-            twiml, new = self.store.record_inbound(
-                msg, decide_and_render, with_profile=with_profile
+            results = self.store.record_inbound_many(
+                [(one.msg, one.decide_and_render) for one in answering], with_profile=with_profile
             )
         finally:
             # Logged outside the transaction (formatting a traceback need not hold the lock).
-            for exc in failures:
-                # The handler's own exception, with its traceback; its message is the handler
-                # author's text (it may quote the message), so it is in the traceback only.
-                cause = cause_of(exc)
-                log.error(
-                    "answering %s from %s failed in %s (%s); the message is stored, %s",
-                    msg.sid,
-                    mask_number(msg.from_),
-                    failed_in(exc),
-                    type(cause).__name__,
-                    "the error reply sent"
-                    if self.rules.error_reply or self.bot.error_reply
-                    else "no reply sent",
-                    exc_info=cause,
-                )
-        if new and deferred:
-            self._queue_slow(msg)
+            for one in answering:
+                one.log_failures()
         seconds = time.perf_counter() - started
+        answers: list[str | Exception] = []
+        for one, result in zip(answering, results, strict=True):
+            if isinstance(result, Exception):
+                answers.append(result)
+            else:
+                answers.append(self._answered(one, *result, seconds))
+        return answers
+
+    def _answered(self, one: _Answering, twiml: str, new: bool, seconds: float) -> str:
+        """Count and log a message stored (or found stored) with ``twiml``; the TwiML to send."""
+        msg = one.msg
+        if new and one.deferred:
+            self._queue_slow(msg)
         metrics.ANSWER_SECONDS.observe(seconds)
         outcome = "answered" if new else "duplicate"
         metrics.WEBHOOKS.labels(outcome).inc()
-        kind = metrics.source_kind(sources[-1]) if new and sources else None
+        kind = metrics.source_kind(one.source) if new and one.source else None
         if kind is not None:
             metrics.REPLIES.labels(kind).inc()
         # Fields for TEXTBACK_LOG_FORMAT=json; the number masked, never the body.
@@ -163,7 +143,7 @@ class Textback:
             "duration_ms": round(seconds * 1000, 2),
         }
         if new:
-            if not failures:
+            if not one.failures:
                 log.info("answered %s from %s", msg.sid, fields["number"], extra=fields)
         elif not twiml:
             # The SID belongs to a message we sent (one of our numbers texting another): it is
@@ -198,3 +178,66 @@ class Textback:
             f"{body_length(cut.reply.text):,}",
         )
         return cut
+
+
+class _Answering:
+    """One message being answered: what decides its reply inside the transaction, and what
+    that left to log and count afterwards."""
+
+    __slots__ = ("callback", "deferred", "failures", "msg", "service", "source")
+
+    def __init__(self, service: Textback, msg: Inbound, callback: str | None) -> None:
+        self.service = service
+        self.msg = msg
+        self.callback = callback
+        self.failures: list[Exception] = []
+        self.source: str | None = None  # the decision's source, for the replies metric
+        self.deferred: str | None = None  # a slow handler owed to the message
+
+    def decide_and_render(self, _connection: Connection, state: ContactState) -> Decided:
+        """The decision for the message and its TwiML (called again, from scratch, if the
+        first transaction was rolled back)."""
+        service, msg = self.service, self.msg
+        self.failures.clear()
+        try:
+            decision = service._fitted(
+                msg,
+                decide(
+                    msg,
+                    opted_out=state.opted_out,
+                    conversation=state.conversation,
+                    bot=service.bot,
+                    rules=service.rules,
+                    carrier=service.carrier,
+                    taken_over=state.taken_over,
+                    contact=state.profile,
+                ),
+            )
+            twiml = render(decision.reply, self.callback if not decision.reply.is_empty else None)
+        except Exception as exc:  # the message is stored whatever a handler does
+            self.failures.append(exc)
+            decision = failed(
+                exc, conversation=state.conversation, bot=service.bot, rules=service.rules
+            )
+            twiml = render(decision.reply, self.callback if not decision.reply.is_empty else None)
+        self.source = decision.source
+        self.deferred = decision.deferred
+        return Decided(decision, twiml)
+
+    def log_failures(self) -> None:
+        """Log each handler failure with its traceback; its message is the handler author's
+        text (it may quote the message), so it is in the traceback only."""
+        service = self.service
+        for exc in self.failures:
+            cause = cause_of(exc)
+            log.error(
+                "answering %s from %s failed in %s (%s); the message is stored, %s",
+                self.msg.sid,
+                mask_number(self.msg.from_),
+                failed_in(exc),
+                type(cause).__name__,
+                "the error reply sent"
+                if service.rules.error_reply or service.bot.error_reply
+                else "no reply sent",
+                exc_info=cause,
+            )

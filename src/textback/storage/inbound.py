@@ -24,8 +24,10 @@ saves to it is written in the transaction.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
@@ -36,6 +38,7 @@ from sqlalchemy import Engine
 from sqlalchemy import Table
 from sqlalchemy import and_
 from sqlalchemy import bindparam
+from sqlalchemy import delete
 from sqlalchemy import literal
 from sqlalchemy import select
 from sqlalchemy import update
@@ -45,6 +48,7 @@ from textback.core.conversation import Conversation
 from textback.core.message import Inbound
 from textback.core.profile import ContactProfile
 from textback.core.responder import Decision
+from textback.storage.health import is_unavailable
 from textback.storage.models import INBOUND
 from textback.storage.models import OUTBOUND
 from textback.storage.models import SlowJob
@@ -59,6 +63,8 @@ from textback.storage.runs import save_conversation
 from textback.storage.tables import Insert
 from textback.storage.tables import contacts
 from textback.storage.tables import messages
+
+log = logging.getLogger(__name__)
 
 
 def params_json(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
@@ -107,6 +113,33 @@ class Decided:
 
 
 Decider = Callable[[Connection, ContactState], Decided]
+
+
+class Arrival:
+    """A message to record, what decides its reply, and when it came."""
+
+    __slots__ = ("decide", "msg", "stamp")
+
+    def __init__(self, msg: Inbound, decide: Decider, stamp: datetime) -> None:
+        self.msg = msg
+        self.decide = decide
+        self.stamp = stamp
+
+
+class _Converted:
+    """An arrival's values for the driver (see InboundRecorder._converted)."""
+
+    __slots__ = ("account_sid", "claim", "number", "our_number", "who_key")
+
+    def __init__(self, our_number: str, number: str, account_sid: str, claim: list[Any]) -> None:
+        self.our_number = our_number
+        self.number = number
+        self.account_sid = account_sid
+        self.claim = claim
+        self.who_key = (our_number, number)
+
+
+_NOT_RECORDED = RuntimeError("not recorded")  # a placeholder every path replaces
 CONTACT_ID = frozenset({"contact_id"})
 slow_jobs = cast(Table, SlowJob.__table__)
 
@@ -197,6 +230,10 @@ class InboundStatements:
                 response_twiml=_param(messages, "response_twiml"),
             )
         )
+        # A contact added for a SID another server claimed first (see InboundRecorder).
+        self.forget_contact = delete(contacts).where(
+            contacts.c.id == _param(contacts, "id", "contact")
+        )
         self.opt_out = (
             update(contacts)
             .where(contacts.c.id == _param(contacts, "id", "contact"))
@@ -252,9 +289,70 @@ class InboundRecorder:
         A MessageSid seen before is not decided again: its stored TwiML is returned as it was.
         With ``with_profile``, ``decide`` gets the sender's profile in ``ContactState.profile``.
         """
-        sql, run = self.sql, self._prepared
+        result = self.record_many([Arrival(msg, decide, stamp)], with_profile=with_profile)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def record_many(
+        self, arrivals: Sequence[Arrival], *, with_profile: bool = False
+    ) -> list[tuple[str, bool] | Exception]:
+        """Store several messages in one transaction (a group commit); for each, what
+        ``record`` returns, or the exception that kept it from being stored.
+
+        The messages are recorded one after the other in the order of their contacts (the
+        order in which PostgreSQL's row locks are taken, so two servers' batches cannot
+        deadlock), a contact's own messages in the order given. Each message is claimed and
+        decided exactly as ``record`` would, seeing what the messages before it in the batch
+        wrote. If one of them fails, the transaction is rolled back and each message is
+        recorded again in its own transaction, so only the failing one fails (its neighbours'
+        deciders are then called a second time; what they decided first was never committed).
+        When the database cannot be reached, every message fails with that error.
+        """
+        # Converting the messages for the driver (the form as JSON, the times) happens before
+        # the write lock (SQLite's one writer) is taken.
+        converted = [self._converted(arrival) for arrival in arrivals]
+        order = sorted(range(len(arrivals)), key=lambda index: converted[index].who_key)
+        results: list[tuple[str, bool] | Exception] = [_NOT_RECORDED] * len(arrivals)
+        if len(arrivals) > 1:
+            try:
+                self._record_together(arrivals, converted, order, with_profile, results)
+                return results
+            except Exception as exc:
+                if is_unavailable(exc):
+                    return [exc] * len(arrivals)
+                log.warning(
+                    "a batch of %d messages failed (%s); recording them one at a time",
+                    len(arrivals),
+                    type(exc).__name__,
+                )
+        for index in order:
+            try:
+                self._record_together(arrivals, converted, [index], with_profile, results)
+            except Exception as exc:
+                results[index] = exc
+        return results
+
+    def _record_together(
+        self,
+        arrivals: Sequence[Arrival],
+        converted: Sequence[_Converted],
+        indexes: Sequence[int],
+        with_profile: bool,
+        results: list[tuple[str, bool] | Exception],
+    ) -> None:
+        """Record the arrivals at ``indexes`` in one transaction, their results into ``results``."""
+        with self.engine.connect() as connection, self._write_lock, connection.begin():
+            for index in indexes:
+                results[index] = self._record_one(
+                    connection, arrivals[index], converted[index], with_profile
+                )
+
+    def _converted(self, arrival: Arrival) -> _Converted:
+        """An arrival's values as the driver takes them, made outside the write lock; only the
+        contact id is put in later."""
+        msg, stamp = arrival.msg, arrival.stamp
         our_number, number = clean(msg.to), clean(msg.from_)
-        who = {"our_number": our_number, "number": number, "stamp": stamp}
         inbound = {
             "sid": msg.sid,
             "account_sid": clean(msg.account_sid),
@@ -267,97 +365,113 @@ class InboundRecorder:
             "params": params_json(msg.form),
             "stamp": stamp,
         }
-        # The write lock (SQLite's one writer) is held for the transaction only: the pool
-        # checkout and return, and converting the message for the driver (the form as JSON,
-        # the times), happen outside it. Only the contact id is put in later.
-        claim = run["claim"].values(inbound, later=CONTACT_ID)
-        with self.engine.connect() as connection, self._write_lock, connection.begin() as tx:
-            contact = run["contact"].first_row(connection, who)
-            if contact is None:
-                # A new sender; but a duplicate must change nothing, not even add a contact.
-                stored = run["stored"].first_row(connection, {"sid": msg.sid})
-                if stored is not None:
-                    return stored[0] or "", False
-                contact = connection.execute(sql.new_contact, who).first()
-                if contact is None:  # another server added them a moment ago
-                    contact = connection.execute(sql.contact, who).one()
-            contact_id, opted_out, taken_over, waiting = contact
-            claimed = run["claim"].scalar(connection, {"contact_id": contact_id}, converted=claim)
-            if claimed is None:
-                stored = run["stored"].first_row(connection, {"sid": msg.sid})
-                tx.rollback()  # a contact added just now (by a race) goes too
-                return (stored[0] if stored is not None else None) or "", False
-            open_run = run["open_run"].first_row(connection, {"contact_id": contact_id})
-            conversation, run_id = conversation_of(connection, open_run, stamp)
-            profile = None
-            if with_profile:
-                found = run["profile"].first_row(connection, {"number": number})
-                profile = profile_from_row(number, found)
-            state = ContactState(
-                contact_id,
-                bool(opted_out),
-                conversation,
-                run_id,
-                taken_over=bool(taken_over),
-                profile=profile,
-            )
-            decided = decide(connection, state)
-            decision, reply = decided.decision, decided.decision.reply
-            if not reply.is_empty:
-                run["reply"].first_row(
-                    connection,
-                    {
-                        "account_sid": inbound["account_sid"],
-                        "from_number": our_number,
-                        "to_number": number,
-                        "body": clean(reply.text),
-                        "media": [{"url": clean(url)} for url in reply.media],
-                        "source": decision.source,
-                        "contact_id": contact_id,
-                        "reply_to_id": claimed,
-                        "stamp": stamp,
-                    },
-                )
-            run["answered"].first_row(
+        claim = self._prepared["claim"].values(inbound, later=CONTACT_ID)
+        return _Converted(our_number, number, inbound["account_sid"], claim)
+
+    def _record_one(
+        self,
+        connection: Connection,
+        arrival: Arrival,
+        converted: _Converted,
+        with_profile: bool,
+    ) -> tuple[str, bool]:
+        """One message in ``connection``'s transaction: claimed, decided and stored."""
+        sql, run = self.sql, self._prepared
+        msg, decide, stamp = arrival.msg, arrival.decide, arrival.stamp
+        our_number, number = converted.our_number, converted.number
+        who = {"our_number": our_number, "number": number, "stamp": stamp}
+        added = False
+        contact = run["contact"].first_row(connection, who)
+        if contact is None:
+            # A new sender; but a duplicate must change nothing, not even add a contact.
+            stored = run["stored"].first_row(connection, {"sid": msg.sid})
+            if stored is not None:
+                return stored[0] or "", False
+            contact = connection.execute(sql.new_contact, who).first()
+            added = contact is not None
+            if contact is None:  # another server added them a moment ago
+                contact = connection.execute(sql.contact, who).one()
+        contact_id, opted_out, taken_over, waiting = contact
+        claimed = run["claim"].scalar(
+            connection, {"contact_id": contact_id}, converted=converted.claim
+        )
+        if claimed is None:
+            # Another server claimed the SID a moment ago: a contact added for it goes again.
+            if added:
+                connection.execute(sql.forget_contact, {"contact": contact_id})
+            stored = run["stored"].first_row(connection, {"sid": msg.sid})
+            return (stored[0] if stored is not None else None) or "", False
+        open_run = run["open_run"].first_row(connection, {"contact_id": contact_id})
+        conversation, run_id = conversation_of(connection, open_run, stamp)
+        profile = None
+        if with_profile:
+            found = run["profile"].first_row(connection, {"number": number})
+            profile = profile_from_row(number, found)
+        state = ContactState(
+            contact_id,
+            bool(opted_out),
+            conversation,
+            run_id,
+            taken_over=bool(taken_over),
+            profile=profile,
+        )
+        decided = decide(connection, state)
+        decision, reply = decided.decision, decided.decision.reply
+        if not reply.is_empty:
+            run["reply"].first_row(
                 connection,
                 {
-                    "message_id": claimed,
+                    "account_sid": converted.account_sid,
+                    "from_number": our_number,
+                    "to_number": number,
+                    "body": clean(reply.text),
+                    "media": [{"url": clean(url)} for url in reply.media],
                     "source": decision.source,
-                    "response_twiml": decided.twiml,
+                    "contact_id": contact_id,
+                    "reply_to_id": claimed,
+                    "stamp": stamp,
                 },
             )
-            if decision.opt_out is not None:
-                connection.execute(
-                    sql.opt_out,
-                    {
-                        "contact": contact_id,
-                        "opted_out": decision.opt_out,
-                        "opted_out_at": stamp if decision.opt_out else None,
-                    },
-                )
-            if decision.waits_for_person and not waiting:
-                connection.execute(sql.waiting, {"contact": contact_id, "stamp": stamp})
-            save_conversation(
-                connection,
-                contact_id=contact_id,
-                run_id=run_id,
-                before=conversation,
-                decision=decision,
-                stamp=stamp,
-                our_number=our_number,
-                number=number,
+        run["answered"].first_row(
+            connection,
+            {
+                "message_id": claimed,
+                "source": decision.source,
+                "response_twiml": decided.twiml,
+            },
+        )
+        if decision.opt_out is not None:
+            connection.execute(
+                sql.opt_out,
+                {
+                    "contact": contact_id,
+                    "opted_out": decision.opt_out,
+                    "opted_out_at": stamp if decision.opt_out else None,
+                },
             )
-            if decision.contact_changes:
-                save_changes(connection, number, decision.contact_changes, stamp)
-            if decision.deferred is not None:
-                connection.execute(
-                    sql.slow_job,
-                    {
-                        "message_sid": msg.sid,
-                        "message_id": claimed,
-                        "contact_id": contact_id,
-                        "handler": clean(decision.deferred),
-                        "stamp": stamp,
-                    },
-                )
+        if decision.waits_for_person and not waiting:
+            connection.execute(sql.waiting, {"contact": contact_id, "stamp": stamp})
+        save_conversation(
+            connection,
+            contact_id=contact_id,
+            run_id=run_id,
+            before=conversation,
+            decision=decision,
+            stamp=stamp,
+            our_number=our_number,
+            number=number,
+        )
+        if decision.contact_changes:
+            save_changes(connection, number, decision.contact_changes, stamp)
+        if decision.deferred is not None:
+            connection.execute(
+                sql.slow_job,
+                {
+                    "message_sid": msg.sid,
+                    "message_id": claimed,
+                    "contact_id": contact_id,
+                    "handler": clean(decision.deferred),
+                    "stamp": stamp,
+                },
+            )
         return decided.twiml, True

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ from textback.storage import message_log
 from textback.storage import refusals
 from textback.storage.contact_actions import OptOut
 from textback.storage.engine import write_lock
+from textback.storage.inbound import Arrival
 from textback.storage.inbound import Decider
 from textback.storage.inbound import InboundRecorder
 from textback.storage.models import now
@@ -61,6 +63,15 @@ class Store:
         ``with_profile``: ``decide`` gets the sender's profile too (see inbound.py).
         """
         return self._inbound.record(msg, decide, self.clock(), with_profile=with_profile)
+
+    def record_inbound_many(
+        self, messages: Sequence[tuple[Inbound, Decider]], *, with_profile: bool = False
+    ) -> list[tuple[str, bool] | Exception]:
+        """Several messages, each as ``record_inbound`` would store it, in one transaction
+        (a group commit, see inbound.py); for each, its result or the exception that kept it
+        from being stored."""
+        arrivals = [Arrival(msg, decide, self.clock()) for msg, decide in messages]
+        return self._inbound.record_many(arrivals, with_profile=with_profile)
 
     def end_flow(self, our_number: str, number: str, status: str = "cancelled") -> bool:
         """End the contact's open conversation with ``status``; returns whether there was one."""

@@ -31,8 +31,12 @@ from textback.channel.webhook import Refusal
 from textback.channel.webhook import StatusReport
 from textback.channel.webhook import Webhook
 from textback.config import Settings
+from textback.core.message import Inbound
 from textback.service import Textback
 from textback.storage.health import is_unavailable
+from textback.web.answer_loop import AnswerLoop
+from textback.web.answer_loop import HttpResponse
+from textback.web.answer_loop import Job
 from textback.web.journaling import Journaling
 from textback.web.outage import RETRY_AFTER_SECONDS
 from textback.web.outage import DatabaseOutage
@@ -59,7 +63,10 @@ REFUSAL_LABELS = {
     415: "media_type",
 }
 
-HttpResponse = tuple[int, list[tuple[str, str]], bytes]
+
+def _keep_message(msg: Inbound, base: str | None) -> Callable[[Journaling], str | None]:
+    """What keeps ``msg`` in the journal (see WebhookApp.journaled)."""
+    return lambda journaling: journaling.message(msg, base)
 
 
 def plain(status: int, text: str, headers: Iterable[tuple[str, str]] = ()) -> HttpResponse:
@@ -185,6 +192,7 @@ class WebhookApp:
         self.outage = outage
         self.context = context
         self.journaling = journaling  # None: a database outage is answered 503
+        self.loop = AnswerLoop(self.answer_jobs)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO")
@@ -200,7 +208,8 @@ class WebhookApp:
         return [body]
 
     def handle(self, environ: WSGIEnvironment, path: str) -> HttpResponse:
-        """Answer one webhook request."""
+        """Answer one webhook request: read here, answered in the answer loop's thread when
+        the server runs requests in threads (see answer_loop.py), else in this one."""
         method = environ.get("REQUEST_METHOD", "")
         body = read_body(environ, self.max_body) if method == "POST" else b""
         if body is None:
@@ -208,12 +217,19 @@ class WebhookApp:
         origin = f"{environ['wsgi.url_scheme']}://{get_host(environ)}"
         root_path = _decoded(environ.get("SCRIPT_NAME", "")).rstrip("/")
         settings = self.service.settings
-        url = twilio_url(settings, origin, root_path, path, environ.get("QUERY_STRING", ""))
-        headers = core_headers(environ)
-        if path == MESSAGE_PATH:
-            base = callback_base(settings, origin, root_path)
-            return self.message(method=method, url=url, headers=headers, body=body, base=base)
-        return self.status(method=method, url=url, headers=headers, body=body)
+        job = Job(
+            path=path,
+            method=method,
+            url=twilio_url(settings, origin, root_path, path, environ.get("QUERY_STRING", "")),
+            headers=core_headers(environ),
+            body=body,
+            base=callback_base(settings, origin, root_path) if path == MESSAGE_PATH else None,
+        )
+        if environ.get("wsgi.multithread"):
+            return self.loop.run(job)
+        self.loop.run_here([job])
+        assert job.response is not None
+        return job.response
 
     def message(
         self,
@@ -224,28 +240,63 @@ class WebhookApp:
         body: bytes,
         base: str | None,
     ) -> HttpResponse:
-        """Answer a ``POST /twilio`` given as plain values (the browser phone calls this too).
+        """Answer a ``POST /twilio`` given as plain values (the browser phone calls this), in
+        the calling thread.
 
         ``base`` is this server's public address with its mount prefix (see callback_base).
         """
-        try:
-            msg = self.core.message(method=method, url=url, headers=headers, body=body)
-            if isinstance(msg, Refusal):
-                return self.refuse(msg, MESSAGE_PATH)
-        except Exception as exc:
-            return self.failure(exc, method, MESSAGE_PATH)
-        if self.journaling is not None and self.journaling.pending:
-            # Behind the journal's replay: kept in order after it (STOPs honoured first).
-            return self.journaled(None, lambda j: j.message(msg, base))
+        job = Job(path=MESSAGE_PATH, method=method, url=url, headers=headers, body=body, base=base)
+        self.loop.run_here([job])
+        assert job.response is not None
+        return job.response
+
+    def answer_jobs(self, jobs: list[Job]) -> None:
+        """Answer a batch of webhook requests (the answer loop calls this): each refused,
+        journaled or recorded as it should be, and the messages among them answered together,
+        in one transaction."""
+        messages: list[tuple[Job, Inbound]] = []
+        for job in jobs:
+            if job.path == STATUS_PATH:
+                job.response = self.status(
+                    method=job.method, url=job.url, headers=job.headers, body=job.body
+                )
+                continue
+            try:
+                msg = self.core.message(
+                    method=job.method, url=job.url, headers=job.headers, body=job.body
+                )
+                if isinstance(msg, Refusal):
+                    job.response = self.refuse(msg, MESSAGE_PATH)
+                    continue
+            except Exception as exc:
+                job.response = self.failure(exc, job.method, MESSAGE_PATH)
+                continue
+            if self.journaling is not None and self.journaling.pending:
+                # Behind the journal's replay: kept in order after it (STOPs honoured first).
+                job.response = self.journaled(None, _keep_message(msg, job.base))
+                continue
+            messages.append((job, msg))
+        if messages:
+            self._answer(messages)
+
+    def _answer(self, messages: list[tuple[Job, Inbound]]) -> None:
+        results: list[str | Exception]
         try:
             with self.context():
-                twiml = self.service.answer(msg, base)
-            self.outage.answered()
-            return 200, [("Content-Type", TWIML_TYPE)], twiml.encode()
+                results = self.service.answer_many([(msg, job.base) for job, msg in messages])
         except Exception as exc:
-            if self.journaling is not None and is_unavailable(exc):
-                return self.journaled(exc, lambda j: j.message(msg, base))
-            return self.failure(exc, method, MESSAGE_PATH)
+            results = [exc] * len(messages)
+        answered = False
+        for (job, msg), result in zip(messages, results, strict=True):
+            if not isinstance(result, Exception):
+                answered = True
+                job.response = (200, [("Content-Type", TWIML_TYPE)], result.encode())
+            elif self.journaling is not None and is_unavailable(result):
+                job.response = self.journaled(result, _keep_message(msg, job.base))
+            else:
+                job.response = self.failure(result, job.method, MESSAGE_PATH)
+        if answered:
+            self.outage.answered()
 
     def status(
         self, *, method: str = "POST", url: str, headers: Mapping[str, str], body: bytes
@@ -314,5 +365,5 @@ class WebhookApp:
             self.outage.failed(exc)
             metrics.WEBHOOKS.labels("unavailable").inc()
             return unavailable()
-        log.exception("unexpected error while handling %s %s", method, path)
+        log.error("unexpected error while handling %s %s", method, path, exc_info=exc)
         return plain(500, "500 Internal Server Error\n")
