@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
@@ -159,14 +160,16 @@ def test_without_contact_names_the_profile_is_not_read(
     app = make_app(TEXTBACK_RULES=str(rules))
     asked: list[bool] = []
     store = app.extensions["textback"].store
-    record = store.record_inbound
+    record = store.record_inbound_many
 
-    def spy(msg: Inbound, decide: Any, *, with_profile: bool = False) -> tuple[str, bool]:
+    def spy(
+        messages: Sequence[tuple[Inbound, Any]], *, with_profile: bool = False
+    ) -> list[tuple[str, bool] | Exception]:
         asked.append(with_profile)
-        found: tuple[str, bool] = record(msg, decide, with_profile=with_profile)
+        found: list[tuple[str, bool] | Exception] = record(messages, with_profile=with_profile)
         return found
 
-    monkeypatch.setattr(store, "record_inbound", spy)
+    monkeypatch.setattr(store, "record_inbound_many", spy)
     assert Phone(app, TEST_TOKEN).send("hours", from_=ANN).text == f"9 to 5, {ANN}."
     rules.write_text('[[rule]]\nkeyword = "hours"\nreply = "9 to 5, {contact.name|you}."\n')
     app.extensions["textback"].rules = load_rules(rules)  # as a reload swaps them

@@ -75,10 +75,10 @@ def test_a_bug_is_a_plain_500_with_the_traceback_logged(
 ) -> None:
     app = make_app()
 
-    def broken(*args: object) -> None:  # a handler's failure is answered 200: break our own code
-        raise RuntimeError("a bug of ours")
+    def broken(*args: object, **kwargs: object) -> None:  # a handler's failure is answered 200
+        raise RuntimeError("a bug of ours")  # so break our own code
 
-    monkeypatch.setattr(app.extensions["textback"].store, "record_inbound", broken)
+    monkeypatch.setattr(app.extensions["textback"].store, "record_inbound_many", broken)
     phone = Phone(app, TEST_TOKEN)
     with caplog.at_level(logging.ERROR, logger="textback"):
         reply = phone.send("boom")

@@ -25,6 +25,7 @@ from types import MappingProxyType
 from urllib.parse import parse_qsl
 from urllib.parse import urlsplit
 
+from textback.channel.form_body import parse_form
 from textback.channel.signature import SIGNATURE_HEADER
 from textback.channel.signature import SIGNATURE_SETTINGS_HEADER
 from textback.channel.signature import FormParams
@@ -157,7 +158,7 @@ class Webhook:
         if content_type != FORM_TYPE:
             return Refusal(415, f"send {FORM_TYPE}")
         try:
-            pairs = parse_qsl(body.decode(), keep_blank_values=True, errors="strict")
+            pairs = parse_form(body.decode())
         except ValueError:  # UnicodeDecodeError: raw or %-escaped bytes that are not UTF-8
             return Refusal(400, "the form is not UTF-8")
         if self.checker is not None:

@@ -68,15 +68,20 @@ log = logging.getLogger(__name__)
 
 
 def params_json(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """Form parameters as stored: a string per key, a list for a key that was repeated."""
+    """Form parameters as stored: a string per key, a list for a key that was repeated; NUL
+    replaced as ``clean`` does."""
     stored: dict[str, Any] = {}
     for key, value in pairs:
+        if "\x00" in key:
+            key = clean(key)
+        if "\x00" in value:
+            value = clean(value)
         if key in stored:
             previous = stored[key]
             stored[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
         else:
             stored[key] = value
-    return cast(dict[str, Any], clean(stored))
+    return stored
 
 
 class ContactState:
@@ -277,7 +282,16 @@ class InboundRecorder:
         self.sql = InboundStatements(insert, engine.dialect.name)
         self._prepared = {
             name: Prepared(getattr(self.sql, name), engine.dialect)
-            for name in ("contact", "claim", "stored", "open_run", "reply", "answered", "profile")
+            for name in (
+                "contact",
+                "new_contact",
+                "claim",
+                "stored",
+                "open_run",
+                "reply",
+                "answered",
+                "profile",
+            )
         }
         self._write_lock = write_lock
 
@@ -387,7 +401,7 @@ class InboundRecorder:
             stored = run["stored"].first_row(connection, {"sid": msg.sid})
             if stored is not None:
                 return stored[0] or "", False
-            contact = connection.execute(sql.new_contact, who).first()
+            contact = run["new_contact"].first_row(connection, who)
             added = contact is not None
             if contact is None:  # another server added them a moment ago
                 contact = connection.execute(sql.contact, who).one()
