@@ -1,12 +1,14 @@
 """The inbound hot path: claim a MessageSid once, and keep the reply decided for it.
 
-One webhook is one transaction. The sender's contact row is read first and locked (PostgreSQL
-``FOR NO KEY UPDATE``; SQLite has one writer at a time anyway), so two messages of one contact
-are answered one after the other, each seeing the conversation the other left. The inbound row
-is then inserted with ``ON CONFLICT DO NOTHING`` on its unique MessageSid: a duplicate inserts
-nothing and gets the TwiML the first one stored, byte for byte. The bot decides inside that
-transaction, so the reply, the opt-out change and the conversation state are committed together
-with the claim, or not at all.
+A message is recorded inside one transaction, alone (``record``) or with the others that came
+in at the same moment (``record_many``: a group commit, which the answer loop uses). The
+sender's contact row is read first and locked (PostgreSQL ``FOR NO KEY UPDATE``; SQLite has one
+writer at a time anyway), so two messages of one contact are answered one after the other, each
+seeing the conversation the other left. The inbound row is then inserted with ``ON CONFLICT DO
+NOTHING`` on its unique MessageSid: a duplicate inserts nothing and gets the TwiML the first one
+stored, byte for byte. The bot decides inside that transaction, so the reply, the opt-out change
+and the conversation state are committed together with the claim, or not at all. A new sender's
+contact row is added before the claim, and removed again if the claim finds the SID taken.
 
 A decision deferred to a slow handler also adds its job (slow_jobs.py) in the same transaction:
 the message and the work owed to it are committed together, or not at all.
@@ -397,10 +399,8 @@ class InboundRecorder:
         added = False
         contact = run["contact"].first_row(connection, who)
         if contact is None:
-            # A new sender; but a duplicate must change nothing, not even add a contact.
-            stored = run["stored"].first_row(connection, {"sid": msg.sid})
-            if stored is not None:
-                return stored[0] or "", False
+            # A new sender. A duplicate must change nothing, not even add a contact: if the SID
+            # turns out to be claimed already, the contact added here is removed again below.
             contact = run["new_contact"].first_row(connection, who)
             added = contact is not None
             if contact is None:  # another server added them a moment ago
@@ -410,13 +410,17 @@ class InboundRecorder:
             connection, {"contact_id": contact_id}, converted=converted.claim
         )
         if claimed is None:
-            # Another server claimed the SID a moment ago: a contact added for it goes again.
+            # A SID seen before (or claimed by another server a moment ago): a contact added
+            # for it goes again.
             if added:
                 connection.execute(sql.forget_contact, {"contact": contact_id})
             stored = run["stored"].first_row(connection, {"sid": msg.sid})
             return (stored[0] if stored is not None else None) or "", False
-        open_run = run["open_run"].first_row(connection, {"contact_id": contact_id})
-        conversation, run_id = conversation_of(connection, open_run, stamp)
+        if added:  # a contact added just now has no conversation yet
+            conversation, run_id = None, None
+        else:
+            open_run = run["open_run"].first_row(connection, {"contact_id": contact_id})
+            conversation, run_id = conversation_of(connection, open_run, stamp)
         profile = None
         if with_profile:
             found = run["profile"].first_row(connection, {"number": number})
