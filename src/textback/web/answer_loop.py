@@ -12,7 +12,9 @@ was held several times longer than the work under it took, and every other write
 worker waited that long (measured with ``make bench``: 1,775 requests/s with 128 threads
 answering, 3,376 with one). A batch also pays for one lock, one commit and one re-read of what
 another worker changed, instead of one per message. On PostgreSQL a batch commits (and syncs its
-log) once.
+log) once. Yielding the CPU once before each batch and once after it (below) made batches
+bigger and cost less CPU per message again (5,245 -> 6,557 requests/s, 293 -> 234 µs of CPU
+per request, three alternating 10 s runs each).
 
 A request thread hands its job to the loop and waits for its response; the loop thread starts
 with the first job and ends when it has had none for a few seconds, so an app that is made and
@@ -134,6 +136,10 @@ class AnswerLoop:
                         self._running = False
                         return
                 continue
+            # Let the request threads that are reading their requests right now hand them in
+            # too (sched_yield lets go of the GIL and the CPU once): a bigger batch costs less
+            # per message. Without other work waiting it returns at once.
+            os.sched_yield()
             batch = [first]
             while len(batch) < self.max_batch:
                 try:
@@ -147,3 +153,6 @@ class AnswerLoop:
                     if job.response is None:
                         job.response = FAILED
                     job.done.release()
+            # The request threads just woken write their responses now, rather than each
+            # taking the GIL back from the next batch between two of its statements.
+            os.sched_yield()
