@@ -116,24 +116,36 @@ class Textback:
                 one.log_failures()
         seconds = time.perf_counter() - started
         answers: list[str | Exception] = []
+        counts: dict[tuple[str, str], int] = {}  # (outcome, reply kind): counted once a batch
         for one, result in zip(answering, results, strict=True):
             if isinstance(result, Exception):
                 answers.append(result)
             else:
-                answers.append(self._answered(one, *result, seconds))
+                answers.append(self._answered(one, *result, seconds, counts))
+        for (outcome, kind), count in counts.items():
+            metrics.WEBHOOKS.labels(outcome).inc(count)
+            if kind:
+                metrics.REPLIES.labels(kind).inc(count)
         return answers
 
-    def _answered(self, one: _Answering, twiml: str, new: bool, seconds: float) -> str:
-        """Count and log a message stored (or found stored) with ``twiml``; the TwiML to send."""
+    def _answered(
+        self,
+        one: _Answering,
+        twiml: str,
+        new: bool,
+        seconds: float,
+        counts: dict[tuple[str, str], int],
+    ) -> str:
+        """Log a message stored (or found stored) with ``twiml`` and add it to ``counts``; the
+        TwiML to send."""
         msg = one.msg
         if new and one.deferred:
             self._queue_slow(msg)
         metrics.ANSWER_SECONDS.observe(seconds)
         outcome = "answered" if new else "duplicate"
-        metrics.WEBHOOKS.labels(outcome).inc()
         kind = metrics.source_kind(one.source) if new and one.source else None
-        if kind is not None:
-            metrics.REPLIES.labels(kind).inc()
+        counted = (outcome, kind or "")
+        counts[counted] = counts.get(counted, 0) + 1
         # Fields for TEXTBACK_LOG_FORMAT=json; the number masked, never the body.
         fields = {
             "sid": msg.sid,

@@ -42,6 +42,7 @@ class Prepared:
         self._results: list[Convert] = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
+        self._converts = any(convert is not None for convert in self._results)
         self.sql = str(compiled)
         self.positional = bool(compiled.positional)
         names = list(compiled.positiontup or ()) if self.positional else list(compiled.binds)
@@ -135,8 +136,8 @@ class Prepared:
         """A row the driver returned, with SQLAlchemy's result conversions applied."""
         if raw is None:
             return None
-        if len(self._results) != len(raw):  # an INSERT's implicit RETURNING of its key
-            return tuple(raw)
+        if not self._converts or len(self._results) != len(raw):
+            return tuple(raw)  # nothing to convert, or an INSERT's implicit RETURNING of its key
         return tuple(
             value if convert is None or value is None else convert(value)
             for convert, value in zip(self._results, raw, strict=True)

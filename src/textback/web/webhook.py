@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from contextlib import nullcontext
+from functools import lru_cache
 from http import HTTPStatus
 from typing import IO
 from typing import TYPE_CHECKING
@@ -92,17 +93,21 @@ def unavailable() -> HttpResponse:
 def twilio_url(settings: Settings, origin: str, root_path: str, path: str, query: str) -> str:
     """The URL Twilio signed: the public URL if configured, else ``origin`` (the request's own
     scheme and host, after trusted proxy headers), with the mount prefix, path and raw query."""
-    return public_url(settings.public_url or origin, root_path + path, query)
+    return _public_url(settings.public_url or origin, root_path + path, query)
 
 
 def callback_base(settings: Settings, origin: str, root_path: str) -> str | None:
     """This server's address as Twilio reaches it, with its mount prefix: the public URL, or,
     behind trusted proxies, the address the (signed) request came to; None when not known."""
     if settings.public_url:
-        return public_url(settings.public_url, root_path)
+        return _public_url(settings.public_url, root_path, "")
     if settings.trusted_proxies:
-        return public_url(origin, root_path)
+        return _public_url(origin, root_path, "")
     return None
+
+
+# The same few addresses for every webhook: quoted once.
+_public_url = lru_cache(maxsize=256)(public_url)
 
 
 def read_body(environ: WSGIEnvironment, limit: int) -> bytes | None:
@@ -255,6 +260,9 @@ class WebhookApp:
         journaled or recorded as it should be, and the messages among them answered together,
         in one transaction."""
         messages: list[tuple[Job, Inbound]] = []
+        # Behind the journal's replay (one stat of its marker a batch), messages are kept in
+        # order after it, so STOPs are honoured first.
+        behind_journal = self.journaling is not None and self.journaling.pending
         for job in jobs:
             if job.path == STATUS_PATH:
                 job.response = self.status(
@@ -271,8 +279,7 @@ class WebhookApp:
             except Exception as exc:
                 job.response = self.failure(exc, job.method, MESSAGE_PATH)
                 continue
-            if self.journaling is not None and self.journaling.pending:
-                # Behind the journal's replay: kept in order after it (STOPs honoured first).
+            if behind_journal:
                 job.response = self.journaled(None, _keep_message(msg, job.base))
                 continue
             messages.append((job, msg))
