@@ -32,6 +32,7 @@ from .databases import sqlite_url
 from .load import ensure_wrk
 from .profile import profile
 from .scaleout import scale_out
+from .servers import GRANIAN_WORKERS
 from .servers import Runner
 from .servers import Server
 from .servers import describe
@@ -120,18 +121,24 @@ def comparison(args: argparse.Namespace, work: Path) -> None:
         print(f"written to {args.out / 'compare.json'} and {args.out / 'compare.md'}")
 
 
+PAIR_WORKERS = max(1, GRANIAN_WORKERS // 2)  # each of scale-out's two servers
+
+
 def scale_out_mode(args: argparse.Namespace, work: Path) -> None:
     database = f"textback_bench_{os.getpid()}"
     pg_url = create_postgres(args.postgres, database)
     engine = prepared(pg_url)
+    # One server with a worker per CPU, against two servers with half as many each: the same
+    # processes on the same cores, so what differs is only that they are two servers.
     servers = [
         Server(
             f"c-postgres-{number}",
             "textback serve",
             env=textback_env(pg_url, work / "instance"),
             log=work / f"c-postgres-{number}.log",
+            worker_count=workers,
         )
-        for number in (1, 2)
+        for number, workers in ((1, GRANIAN_WORKERS), *((n, PAIR_WORKERS) for n in (2, 3)))
     ]
     try:
         with serving(servers):

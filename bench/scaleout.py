@@ -92,14 +92,21 @@ def scale_out(
     rounds: int,
     connections: int,
 ) -> dict[str, Any]:
-    """Alternate 1 and 2 servers for ``rounds`` rounds, then the burst over both."""
-    spread(servers[:1], engine, database, work, seconds=2, connections=connections)  # warm up
-    spread(servers, engine, database, work, seconds=2, connections=connections)
+    """Alternate 1 server (``servers[0]``) and 2 (``servers[1:]``, as many workers in all)
+    for ``rounds`` rounds, then the burst over the two."""
+    one, pair = servers[:1], servers[1:3]
+    spread(one, engine, database, work, seconds=2, connections=connections)  # warm up
+    spread(pair, engine, database, work, seconds=2, connections=connections)
     runs: dict[str, list[dict[str, Any]]] = {"1 server": [], "2 servers": []}
     for number in range(rounds):
         for count in (1, 2) if number % 2 == 0 else (2, 1):
             result = spread(
-                servers[:count], engine, database, work, seconds=seconds, connections=connections
+                one if count == 1 else pair,
+                engine,
+                database,
+                work,
+                seconds=seconds,
+                connections=connections,
             )
             runs["1 server" if count == 1 else "2 servers"].append(result)
             print(
@@ -109,9 +116,13 @@ def scale_out(
                 flush=True,
             )
     print("burst: 10,000 webhooks, 5 % repeated, over 2 servers", flush=True)
-    outcome = burst([server.url for server in servers], engine)
+    outcome = burst([server.url for server in pair], engine)
     print(f"burst: {outcome.seconds:.1f} s, {outcome.problems or 'none lost, none answered twice'}")
-    return {"runs": runs, "burst": asdict(outcome)}
+    workers = {
+        "1 server": f"{one[0].workers} workers",
+        "2 servers": " + ".join(str(server.workers) for server in pair) + " workers",
+    }
+    return {"runs": runs, "burst": asdict(outcome), "workers": workers}
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
@@ -131,6 +142,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def markdown(data: dict[str, Any]) -> str:
+    workers = data.get("workers", {})
     lines = [
         "| servers | requests/s | p99 ms | CPU ms/message | of it servers | of it PostgreSQL "
         "| backends waiting for a lock | exactly once |",
@@ -139,8 +151,9 @@ def markdown(data: dict[str, Any]) -> str:
     for name, runs in data["runs"].items():
         total = summary(runs)
         once = "ok" if all(run["exactly_once"] == "ok" for run in runs) else "FAILED"
+        label = f"{name} ({workers[name]})" if name in workers else name
         lines.append(
-            f"| {name} | {total['requests_per_s']:,.0f} | {total['p99_ms']:.1f} "
+            f"| {label} | {total['requests_per_s']:,.0f} | {total['p99_ms']:.1f} "
             f"| {total['cpu_ms_per_message']:.2f} | {total['server_cpu_ms_per_message']:.2f} "
             f"| {total['postgres_cpu_ms_per_message']:.2f} "
             f"| {total['lock_waiting_backends']:.3f} | {once} |"

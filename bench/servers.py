@@ -63,6 +63,7 @@ class Server:
     port: int = field(default_factory=free_port)
     log: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    worker_count: int | None = None  # instead of the runner's default (scale-out's pair)
 
     @property
     def url(self) -> str:
@@ -70,6 +71,8 @@ class Server:
 
     @property
     def workers(self) -> int:
+        if self.worker_count is not None:
+            return self.worker_count
         return GUNICORN_WORKERS if self.runner.startswith("gunicorn") else GRANIAN_WORKERS
 
     def command(self) -> list[str]:
