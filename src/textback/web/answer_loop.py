@@ -120,10 +120,11 @@ class AnswerLoop:
 
     def _loop(self) -> None:
         try:
-            self._answer_until_idle()
-        finally:
+            self._answer_until_idle()  # sets _running back itself when it ends idle
+        except BaseException:
             with self._lock:
-                self._running = False  # idle; or dying, and the next job starts another
+                self._running = False  # dying: the next job starts another thread
+            raise
 
     def _answer_until_idle(self) -> None:
         jobs = self._jobs
