@@ -3,9 +3,11 @@
 Every request reaches ``WebhookApp`` first (inside ProxyFix when proxies are trusted); it
 serves the two webhook paths itself and hands every other path to Flask, which serves the pages.
 For a webhook it does the I/O and nothing else: it reads the body safely (at most the limit plus
-one byte, whether it comes with a Content-Length or chunked), works out the public URL Twilio
-called, asks the sans-I/O core (channel/webhook.py) what the request is, calls the service and
-writes the response. No Flask request object is made.
+one byte, whether it comes with a Content-Length or chunked) and works out the public URL Twilio
+called; then, in the worker's answer thread when the server runs requests in threads
+(answer_loop.py; a batch of the webhooks that came in meanwhile), it asks the sans-I/O core
+(channel/webhook.py) what each request is and calls the service; and it writes the response.
+No Flask request object is made.
 """
 
 from __future__ import annotations
