@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from textback.core.optout import HELP_TAIL
 from textback.core.optout import START_REPLY
 from textback.core.optout import STOP_REPLY
 from textback.core.optout import OptOutPolicy
+from textback.core.profile import ContactProfile
 from textback.core.responder import TAKEN_OVER
 from textback.errors import ConfigError
 from textback.storage.engine import POOL_TIMEOUT_S
@@ -36,6 +38,7 @@ from textback.storage.engine import POSTGRES_CONNECT_TIMEOUT_S
 from textback.storage.engine import make_engine
 from textback.storage.journal import Entry
 from textback.storage.outbox import outbox
+from textback.storage.profiles import save_profiles
 from textback.storage.tables import contacts
 from textback.storage.tables import messages
 from textback.storage.takeover import Takeovers
@@ -174,12 +177,12 @@ def test_a_replay_that_stopped_half_way_is_finished_exactly_once(
     real_record = recorder.record
     calls = 0
 
-    def record_then_fail(*args: Any) -> Any:
+    def record_then_fail(*args: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise OperationalError("INSERT", {}, ConnectionError("server closed the connection"))
-        return real_record(*args)
+        return real_record(*args, **kwargs)
 
     recorder.record = record_then_fail  # type: ignore[method-assign,assignment]
     with journal.replaying():
@@ -473,3 +476,18 @@ def test_a_slow_handlers_job_is_queued_by_the_replay(outage: Callable[..., Outag
     down.recover()
     assert queued.queued == [asked.sid]
     assert [row.body for row in down.owed()] == ["Working on it..."]
+
+
+def test_a_replayed_message_is_answered_with_the_contacts_profile(
+    outage: Callable[..., Outage], tmp_path: Path
+) -> None:
+    """A rule naming the contact gets their profile when the journal is replayed, as the
+    webhook would have given it."""
+    rules = tmp_path / "named.toml"
+    rules.write_text('[[rule]]\nkeyword = "hours"\nreply = "9 to 5, {contact.name|you}."\n')
+    down = outage(TEXTBACK_RULES=str(rules))
+    save_profiles(down.engine, [ContactProfile(ALICE, "Alice")])
+    down.switch.down()
+    assert down.phone.send("hours", from_=ALICE).status == 200
+    down.recover()
+    assert [row.body for row in down.owed()] == ["9 to 5, Alice."]

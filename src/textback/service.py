@@ -105,10 +105,9 @@ class Textback:
         ]
         started = time.perf_counter()
         try:
-            # The profile costs a statement: loaded only when a template or handler names it.
-            with_profile = self.rules.wants_contact or self.bot.wants_contact
             results = self.store.record_inbound_many(
-                [(one.msg, one.decide_and_render) for one in answering], with_profile=with_profile
+                [(one.msg, one.decide_and_render) for one in answering],
+                with_profile=self.wants_profile,
             )
         finally:
             # Logged outside the transaction (formatting a traceback need not hold the lock).
@@ -176,6 +175,37 @@ class Textback:
                 "slow handler for %s not queued (%s); the sweep will queue it", msg.sid, exc
             )
 
+    def decision_for(
+        self, msg: Inbound, state: ContactState, failures: list[Exception]
+    ) -> Decision:
+        """The responder's decision for ``msg`` from a sender in ``state``, its reply cut to
+        Twilio's limit; when a handler raises, the error reply, and the exception is added to
+        ``failures`` (logged by the caller, outside the transaction). The webhook and the
+        journal's replay both decide with this."""
+        try:
+            return self._fitted(
+                msg,
+                decide(
+                    msg,
+                    opted_out=state.opted_out,
+                    conversation=state.conversation,
+                    bot=self.bot,
+                    rules=self.rules,
+                    carrier=self.carrier,
+                    taken_over=state.taken_over,
+                    contact=state.profile,
+                ),
+            )
+        except Exception as exc:  # the message is stored whatever a handler does
+            failures.append(exc)
+            return failed(exc, conversation=state.conversation, bot=self.bot, rules=self.rules)
+
+    @property
+    def wants_profile(self) -> bool:
+        """Whether answering needs the sender's profile (a template or handler names the
+        contact): it costs a statement, so it is read only then."""
+        return self.rules.wants_contact or self.bot.wants_contact
+
     @staticmethod
     def _fitted(msg: Inbound, decision: Decision) -> Decision:
         """The decision with its reply cut to Twilio's limit: Twilio would refuse it whole."""
@@ -209,24 +239,12 @@ class _Answering:
     def decide_and_render(self, _connection: Connection, state: ContactState) -> Decided:
         """The decision for the message and its TwiML (called again, from scratch, if the
         first transaction was rolled back)."""
-        service, msg = self.service, self.msg
+        service = self.service
         self.failures.clear()
+        decision = service.decision_for(self.msg, state, self.failures)
         try:
-            decision = service._fitted(
-                msg,
-                decide(
-                    msg,
-                    opted_out=state.opted_out,
-                    conversation=state.conversation,
-                    bot=service.bot,
-                    rules=service.rules,
-                    carrier=service.carrier,
-                    taken_over=state.taken_over,
-                    contact=state.profile,
-                ),
-            )
             twiml = render(decision.reply, self.callback if not decision.reply.is_empty else None)
-        except Exception as exc:  # the message is stored whatever a handler does
+        except Exception as exc:  # the message is stored whatever a handler returned
             self.failures.append(exc)
             decision = failed(
                 exc, conversation=state.conversation, bot=service.bot, rules=service.rules

@@ -28,14 +28,10 @@ from dataclasses import replace
 from sqlalchemy import Connection
 
 from textback import metrics
-from textback.core.body_length import cut_to_fit
 from textback.core.message import Inbound
 from textback.core.message import Reply
 from textback.core.optout import OptOutPolicy
-from textback.core.responder import Decision
 from textback.core.responder import carrier_command
-from textback.core.responder import decide
-from textback.core.responder import failed
 from textback.core.text import mask_number
 from textback.core.text import normalize_command
 from textback.errors import cause_of
@@ -189,7 +185,7 @@ class JournalReplay:
         deferred: list[str] = []  # a slow handler owed to the message, its job stored with it
 
         def decide_and_keep(connection: Connection, state: ContactState) -> Decided:
-            decision = self.decision(msg, state, failures)
+            decision = self.service.decision_for(msg, state, failures)
             deferred[:] = [decision.deferred] if decision.deferred else []
             command, _ = carrier_command(msg, self.service.rules, opted_out=state.opted_out)
             if entry.answered and command is not None:
@@ -212,7 +208,9 @@ class JournalReplay:
             return Decided(replace(decision, reply=Reply("")), entry.answer)
 
         with self.context():
-            _, new = self.recorder.record(msg, decide_and_keep, entry.received_at)
+            _, new = self.recorder.record(
+                msg, decide_and_keep, entry.received_at, with_profile=self.service.wants_profile
+            )
         for exc in failures:
             cause = cause_of(exc)
             log.error(
@@ -235,28 +233,3 @@ class JournalReplay:
             except Exception as exc:  # the row is committed: the outbox's sweep queues it
                 log.warning("outbox %d not queued yet (%s); the sweep will queue it", row, exc)
         return new
-
-    def decision(self, msg: Inbound, state: ContactState, failures: list[Exception]) -> Decision:
-        """The responder's decision for ``msg`` (the error reply if a handler raised), with its
-        text cut to Twilio's limit, as the webhook decides it (service.Textback.answer)."""
-        service = self.service
-        try:
-            decision = decide(
-                msg,
-                opted_out=state.opted_out,
-                conversation=state.conversation,
-                bot=service.bot,
-                rules=service.rules,
-                carrier=service.carrier,
-                taken_over=state.taken_over,
-            )
-        except Exception as exc:
-            failures.append(exc)
-            decision = failed(
-                exc, conversation=state.conversation, bot=service.bot, rules=service.rules
-            )
-        reply = decision.reply
-        fitted = cut_to_fit(reply.text)
-        if fitted != reply.text:
-            decision = replace(decision, reply=Reply(fitted, reply.media, state=reply.state))
-        return decision
