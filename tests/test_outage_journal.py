@@ -184,7 +184,7 @@ def test_a_replay_that_stopped_half_way_is_finished_exactly_once(
             raise OperationalError("INSERT", {}, ConnectionError("server closed the connection"))
         return real_record(*args, **kwargs)
 
-    recorder.record = record_then_fail  # type: ignore[method-assign,assignment]
+    recorder.record = record_then_fail  # type: ignore[method-assign]
     with journal.replaying():
         paused = down.journaling.replayer.run(journal)
     assert not paused.complete and paused.stored == 1
