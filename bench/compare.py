@@ -26,7 +26,7 @@ from .servers import cpu_used
 from .servers import postgres_backends
 
 # Enough signed bodies that textback never runs out within a round (it is told if it does).
-POOL_PER_SECOND = 6000
+POOL_PER_SECOND = 12_000  # signed bodies per second of a round: more than textback answers
 
 
 @dataclass

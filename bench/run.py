@@ -75,7 +75,7 @@ def comparison(args: argparse.Namespace, work: Path) -> None:
         return Target(Server(name, runner, target, log=work / f"{name}.log"))
 
     def textback(name: str, url: str, postgres: str | None = None) -> Target:
-        env = textback_env(url, work / "instance")
+        env = textback_env(url, work / f"instance-{name}")  # each server its own, as deployed
         server = Server(name, "textback serve", env=env, log=work / f"{name}.log")
         return Target(server, engine=prepared(url), database=postgres)
 

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from . import bodies
 from . import check
 from .burst import burst
+from .compare import POOL_PER_SECOND
 from .databases import LockWaits
 from .load import THREADS
 from .load import finish_wrk
@@ -43,7 +44,7 @@ def spread(
     for server in servers:
         tag = secrets.token_hex(4)
         pool = work / f"{tag}.pool"
-        sids = bodies.write_pool(pool, tag, int(6000 * seconds))
+        sids = bodies.write_pool(pool, tag, int(POOL_PER_SECOND * seconds))
         runs.append((server, tag, pool, sids))
     pids = [pid for server in servers for pid in server.pids()]
     before_servers = cpu_times(pids)
