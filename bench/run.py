@@ -134,7 +134,7 @@ def scale_out_mode(args: argparse.Namespace, work: Path) -> None:
         Server(
             f"c-postgres-{number}",
             "textback serve",
-            env=textback_env(pg_url, work / "instance"),
+            env=textback_env(pg_url, work / f"instance-{number}"),  # each its own, as deployed
             log=work / f"c-postgres-{number}.log",
             worker_count=workers,
         )
