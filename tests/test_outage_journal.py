@@ -386,9 +386,9 @@ def test_messages_wait_behind_the_journal_until_it_is_replayed(
     down.phone.send("hello", from_=ALICE)
     down.phone.send("STOP", from_=ALICE)
     down.switch.up()
-    # The database is back but the journal is not replayed yet (its thread is pending): a new
+    # The database is back but the journal is not replayed yet (its marker is there): a new
     # message is journaled behind it, not answered ahead of Alice's STOP.
-    down.journaling.pending = True
+    assert down.journaling.pending
     after = down.phone.send("hello again", from_=ALICE)
     assert after.status == 200 and texts(after) == []
     assert down.journaling.waiting() == 3

@@ -243,23 +243,15 @@ def ensure_schema(engine: Engine, *, create_if_empty: bool = True) -> None:
 
     A database already at the newest migration is recognised with one query, without Alembic.
     """
-    try:
+    with _opening(engine):
         stored = _stored_revisions(engine)
-    except Exception as exc:
-        # One line (the driver's first), not SQLAlchemy's paragraph with its background link.
-        reason = describe(exc)
-        raise SchemaError(f"cannot open the database {_safe_url(engine)}: {reason}") from None
     if len(stored) == 1 and stored[0] == listed_head():
         return
     from alembic import command
 
     head = head_revision(engine)
-    try:
+    with _opening(engine):
         current = current_revision(engine)
-    except Exception as exc:
-        # One line (the driver's first), not SQLAlchemy's paragraph with its background link.
-        reason = describe(exc)
-        raise SchemaError(f"cannot open the database {_safe_url(engine)}: {reason}") from None
     if current == head:
         return
     if current is None and create_if_empty:
@@ -277,6 +269,17 @@ def ensure_schema(engine: Engine, *, create_if_empty: bool = True) -> None:
         f"the database schema is at {current or 'nothing'} but this textback needs {head}: "
         "run `textback db upgrade` (back up the database first)"
     )
+
+
+@contextlib.contextmanager
+def _opening(engine: Engine) -> Iterator[None]:
+    """A database that cannot be read is a SchemaError in one line (the driver's first), not
+    SQLAlchemy's paragraph with its background link."""
+    try:
+        yield
+    except Exception as exc:
+        reason = describe(exc)
+        raise SchemaError(f"cannot open the database {_safe_url(engine)}: {reason}") from None
 
 
 def _safe_url(engine: Engine) -> str:

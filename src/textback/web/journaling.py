@@ -94,10 +94,6 @@ class Journaling:
         worker's, from the outage), so no worker answers ahead of a STOP in the journal."""
         return self._replaying or self.journal.marked()
 
-    @pending.setter
-    def pending(self, value: bool) -> None:
-        self._replaying = value
-
     @classmethod
     def for_service(
         cls,
